@@ -1,0 +1,77 @@
+# headroom — build, test and run.
+#   make            release build: build/release/headroom
+#   make run        set up the machine, build, and generate text with the default model
+#   make test       set up the machine, build release + ASan/UBSan, run every test
+#   make asan       sanitizer build: build/asan/headroom
+
+CC      ?= gcc
+ASSETS  ?= $(if $(HEADROOM_ASSETS),$(HEADROOM_ASSETS),../shared)
+MODEL   ?= $(ASSETS)/models/stories260K.gguf
+PROMPT  ?= Once upon a time
+
+PKGS      := jansson libpcre2-8 libutf8proc
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASEFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -pthread
+PKGCFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS     = $(PKGLIBS) -lm -pthread
+
+RELEASE_FLAGS := -O2 -g
+ASAN_FLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+
+SETUP_STAMP := build/.setup-done
+
+.PHONY: all release asan run test setup clean
+all: release
+
+$(SETUP_STAMP): scripts/setup.sh
+	@bash scripts/setup.sh
+	@mkdir -p build && touch $@
+
+setup: $(SETUP_STAMP)
+
+# One set of rules per build flavour.
+define flavour
+$(1)_OBJ      := $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
+$(1)_CLI_OBJ  := $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRC))
+$(1)_TEST_OBJ := $$(patsubst %.c,build/$(1)/%.o,$$(TEST_SRC))
+
+build/$(1)/%.o: %.c $(SETUP_STAMP)
+	@mkdir -p $$(dir $$@)
+	@echo "  CC [$(1)] $$<"
+	@$$(CC) $$(BASEFLAGS) $$(PKGCFLAGS) $(2) -MMD -MP -c $$< -o $$@
+
+build/$(1)/libheadroom.a: $$($(1)_OBJ)
+	@rm -f $$@
+	@echo "  AR $$@"
+	@ar rcs $$@ $$^
+
+build/$(1)/headroom: $$($(1)_CLI_OBJ) build/$(1)/libheadroom.a
+	@echo "  LD $$@"
+	@$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
+
+build/$(1)/test_unit: $$($(1)_TEST_OBJ) build/$(1)/libheadroom.a
+	@echo "  LD $$@"
+	@$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
+
+-include $$($(1)_OBJ:.o=.d) $$($(1)_CLI_OBJ:.o=.d) $$($(1)_TEST_OBJ:.o=.d)
+endef
+
+$(eval $(call flavour,release,$(RELEASE_FLAGS)))
+$(eval $(call flavour,asan,$(ASAN_FLAGS)))
+
+release: build/release/headroom build/release/test_unit
+asan: build/asan/headroom build/asan/test_unit
+
+run: release
+	./build/release/headroom run -m "$(MODEL)" -p "$(PROMPT)" -n 200
+
+test: release asan
+	@HEADROOM_ASSETS="$(ASSETS)" bash tests/run.sh
+
+clean:
+	rm -rf build/release build/asan

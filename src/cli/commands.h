@@ -1,0 +1,14 @@
+/* cli/commands — one entry point per `headroom` subcommand.
+ *
+ * Each returns the process exit status: 0 on success, 1 on a failure it reported on
+ * stderr, 2 on a usage error. Each prints its own --help.
+ * Must not: be called from the library; commands sit on top of every layer. */
+#ifndef HR_CLI_COMMANDS_H
+#define HR_CLI_COMMANDS_H
+
+int hr_cmd_run(int argc, char **argv);
+int hr_cmd_convert(int argc, char **argv);
+int hr_cmd_synth(int argc, char **argv);
+int hr_cmd_template(int argc, char **argv);
+
+#endif

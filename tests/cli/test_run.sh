@@ -1,0 +1,136 @@
+# CLI tests of `headroom run`, `convert` and `synth`.
+
+# Prompt tokens (BOS included) that `run` reports on stderr.
+prompt_tokens_of() {
+    "$HR" run "$@" -n 0 --temp 0 2>&1 >/dev/null | sed -nE 's/.*prompt ([0-9]+) tokens.*/\1/p'
+}
+
+# Runs every ref/llama2c case through the CLI and compares stdout byte for byte.
+# run.c -n 256 prints 256 pieces after BOS, so the continuation is 257 - prompt tokens.
+check_reference_cases() {
+    local name=$1
+    shift
+    local bad=()
+    for prompt_file in "$ASSETS"/ref/llama2c/case*.prompt; do
+        local c=${prompt_file%.prompt}
+        local prompt
+        prompt=$(cat "$prompt_file")
+        local n
+        n=$(prompt_tokens_of "$@" -p "$prompt")
+        if [ -z "$n" ]; then bad+=("$(basename "$c"): no prompt count on stderr"); continue; fi
+        "$HR" run "$@" -p "$prompt" -n $((257 - n)) --temp 0 >"$TMP/out.txt" 2>"$TMP/err.txt"
+        cmp -s "$TMP/out.txt" "$c.txt" || bad+=("$(basename "$c"): $(cmp "$TMP/out.txt" "$c.txt" 2>&1 | head -1)")
+    done
+    if [ ${#bad[@]} -eq 0 ]; then pass "$name"; else fail "$name" "${bad[@]}"; fi
+}
+
+test_run_gguf_matches_reference() {
+    need_asset run_gguf_matches_reference models/stories260K.gguf || return
+    check_reference_cases run_gguf_matches_reference -m "$ASSETS/models/stories260K.gguf"
+}
+
+test_run_llama2c_bin_matches_reference() {
+    need_asset run_llama2c_bin_matches_reference models/stories260K.bin || return
+    check_reference_cases run_llama2c_bin_matches_reference -m "$ASSETS/models/stories260K.bin" \
+        --tokenizer "$ASSETS/models/tok512.bin"
+}
+
+test_run_readme_example_prints_reference_continuation() {
+    local name=run_readme_example_prints_reference_continuation
+    need_asset $name models/stories260K.gguf || return
+    "$HR" run -m "$ASSETS/models/stories260K.gguf" -p "Once upon a time" -n 64 --temp 0 >"$TMP/out.txt" 2>"$TMP/err.txt"
+    local got want
+    got=$(cat "$TMP/out.txt")
+    want=$(head -c ${#got} "$ASSETS/ref/llama2c/case1.txt")
+    if [ ${#got} -gt 150 ] && [ "$got" = "$want" ] && grep -q "generated 64 tokens" "$TMP/err.txt"; then
+        pass $name
+    else
+        fail $name "stdout: ${got:0:120}" "stderr: $(cat "$TMP/err.txt")"
+    fi
+}
+
+test_run_clamps_to_the_window_and_reject_refuses() {
+    local name=run_clamps_to_the_window_and_reject_refuses
+    need_asset $name models/stories260K.gguf || return
+    local m="$ASSETS/models/stories260K.gguf"
+    "$HR" run -m "$m" -p "Once upon a time" -n 100000 --ctx-size 40 --temp 0 >"$TMP/out.txt" 2>"$TMP/err.txt"
+    local rc1=$?
+    "$HR" run -m "$m" -p "Once upon a time" -n 100 --ctx-size 40 --policy reject >"$TMP/out2.txt" 2>"$TMP/err2.txt"
+    local rc2=$?
+    if [ $rc1 -eq 0 ] && grep -q "clamped to 35: the window is 40 tokens and the prompt takes 5" "$TMP/err.txt" &&
+        grep -Eq "generated 3[0-5] tokens" "$TMP/err.txt" && [ $rc2 -eq 1 ] &&
+        grep -q "105 tokens (5 prompt + 100 to generate) but the window is 40" "$TMP/err2.txt"; then
+        pass $name
+    else
+        fail $name "clamp rc=$rc1: $(cat "$TMP/err.txt")" "reject rc=$rc2: $(cat "$TMP/err2.txt")"
+    fi
+}
+
+test_run_bad_input_gets_clear_errors() {
+    local name=run_bad_input_gets_clear_errors
+    local bad=()
+    "$HR" run >/dev/null 2>"$TMP/e1"; [ $? -eq 2 ] && grep -q "no model given" "$TMP/e1" || bad+=("no -m: $(cat "$TMP/e1")")
+    "$HR" run -m /nonexistent.gguf >/dev/null 2>"$TMP/e2"; [ $? -eq 1 ] && grep -q "cannot open '/nonexistent.gguf'" "$TMP/e2" || bad+=("missing file: $(cat "$TMP/e2")")
+    "$HR" run -m x -n -5 >/dev/null 2>"$TMP/e3"; [ $? -eq 2 ] && grep -q "not a whole number" "$TMP/e3" || bad+=("-n -5: $(cat "$TMP/e3")")
+    "$HR" run -m x --temp nan >/dev/null 2>"$TMP/e4"; [ $? -eq 2 ] || bad+=("--temp nan: $(cat "$TMP/e4")")
+    "$HR" run -m x --bogus >/dev/null 2>"$TMP/e5"; [ $? -eq 2 ] && grep -q "unknown option '--bogus'" "$TMP/e5" || bad+=("--bogus: $(cat "$TMP/e5")")
+    printf 'GGUF\003\000\000\000garbage' >"$TMP/bad.gguf"
+    "$HR" run -m "$TMP/bad.gguf" >/dev/null 2>"$TMP/e6"; [ $? -eq 1 ] && grep -q "at byte" "$TMP/e6" || bad+=("corrupt gguf: $(cat "$TMP/e6")")
+    head -c 1000 /dev/urandom >"$TMP/bad.bin"
+    "$HR" run -m "$TMP/bad.bin" --tokenizer "$TMP/bad.bin" >/dev/null 2>"$TMP/e7"; [ $? -eq 1 ] && grep -q "llama2.c checkpoint" "$TMP/e7" || bad+=("random .bin: $(cat "$TMP/e7")")
+    "$HR" run --help | grep -q "usage: headroom run" || bad+=("--help")
+    "$HR" --version | grep -q "^headroom [0-9]" || bad+=("--version")
+    "$HR" frobnicate >/dev/null 2>"$TMP/e8"; [ $? -eq 2 ] && grep -q "unknown command 'frobnicate'" "$TMP/e8" || bad+=("unknown command")
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
+
+test_convert_output_runs_like_the_reference() {
+    local name=convert_output_runs_like_the_reference
+    need_asset $name models/stories260K.bin || return
+    if ! "$HR" convert "$ASSETS/models/stories260K.bin" --tokenizer "$ASSETS/models/tok512.bin" -o "$TMP/conv.gguf" 2>"$TMP/err.txt"; then
+        fail $name "convert failed: $(cat "$TMP/err.txt")"
+        return
+    fi
+    check_reference_cases $name -m "$TMP/conv.gguf"
+}
+
+test_convert_refuses_bad_arguments() {
+    local name=convert_refuses_bad_arguments
+    local bad=()
+    "$HR" convert >/dev/null 2>&1; [ $? -eq 2 ] || bad+=("no args")
+    "$HR" convert x.bin -o y.gguf --type q9_9 >/dev/null 2>"$TMP/e"; [ $? -eq 2 ] && grep -q "unknown tensor type 'q9_9'" "$TMP/e" || bad+=("--type q9_9: $(cat "$TMP/e")")
+    if [ -e "$ASSETS/models/stories260K.gguf" ]; then
+        "$HR" convert "$ASSETS/models/stories260K.gguf" -o "$TMP/x.gguf" >/dev/null 2>"$TMP/e2"; [ $? -eq 1 ] && grep -q "already a GGUF" "$TMP/e2" || bad+=("gguf input: $(cat "$TMP/e2")")
+    fi
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
+
+test_synth_tiny_models_load_and_run() {
+    local name=synth_tiny_models_load_and_run
+    local bad=()
+    for type in f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m; do
+        if ! "$HR" synth --preset tiny --type $type --seed 7 -o "$TMP/tiny-$type.gguf" 2>"$TMP/e"; then
+            bad+=("synth $type: $(cat "$TMP/e")")
+            continue
+        fi
+        "$HR" run -m "$TMP/tiny-$type.gguf" -p "hello world" -n 8 --temp 0 >/dev/null 2>"$TMP/e" &&
+            grep -q "generated" "$TMP/e" || bad+=("run $type: $(cat "$TMP/e")")
+    done
+    "$HR" synth --preset tiny --type f32 --seed 7 -o "$TMP/again.gguf" 2>/dev/null
+    cmp -s "$TMP/tiny-f32.gguf" "$TMP/again.gguf" || bad+=("same seed gave different files")
+    "$HR" synth --preset tiny --type q9 -o "$TMP/k.gguf" >/dev/null 2>"$TMP/e"; [ $? -eq 1 ] && grep -q "unknown tensor type 'q9'" "$TMP/e" || bad+=("--type q9: $(cat "$TMP/e")")
+    "$HR" synth --preset huge -o "$TMP/h.gguf" >/dev/null 2>"$TMP/e"; [ $? -eq 2 ] && grep -q "unknown preset 'huge'" "$TMP/e" || bad+=("bad preset: $(cat "$TMP/e")")
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
+
+test_synth_copies_a_real_vocabulary() {
+    local name=synth_copies_a_real_vocabulary
+    need_asset $name vocab/ggml-vocab-llama-spm.gguf || return
+    if "$HR" synth --preset tiny --vocab "$ASSETS/vocab/ggml-vocab-llama-spm.gguf" -o "$TMP/v.gguf" 2>"$TMP/e" &&
+        "$HR" run -m "$TMP/v.gguf" -p "Hello world" -n 4 --temp 0 >"$TMP/out" 2>"$TMP/e2" &&
+        grep -q "prompt 3 tokens" "$TMP/e2" && grep -q "^Hello world" "$TMP/out"; then
+        pass $name
+    else
+        fail $name "$(cat "$TMP/e" "$TMP/e2" 2>/dev/null)"
+    fi
+}
