@@ -1,0 +1,187 @@
+/* Model loading and export: our converter's GGUF equals the reference converter's
+ * tensor by tensor, and bad metadata is refused with a sentence that says what is wrong. */
+#include <stdlib.h>
+
+#include "formats/ggml_type.h"
+#include "formats/gguf_write.h"
+#include "model/export.h"
+#include "test.h"
+
+static bool same_str(hr_gguf_str a, hr_gguf_str b) { return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0; }
+
+HR_TEST(convert_matches_reference_gguf_tensor_by_tensor) {
+    HR_ASSET(bin, "models/stories260K.bin");
+    HR_ASSET(tok, "models/tok512.bin");
+    HR_ASSET(ref_path, "models/stories260K.gguf");
+    char out[512];
+    snprintf(out, sizeof out, "%s/converted.gguf", hr_test_tmpdir());
+    hr_error err = {0};
+    hr_model *m = NULL;
+    HR_CHECK_OK(hr_model_load(&m, bin, tok, &err), &err);
+    hr_status st = hr_model_write_gguf(m, HR_TYPE_F32, "stories260K", out, &err);
+    hr_model_free(m);
+    HR_CHECK_OK(st, &err);
+
+    hr_gguf ours, ref;
+    HR_CHECK_OK(hr_gguf_open(&ours, out, &err), &err);
+    if (hr_gguf_open(&ref, ref_path, &err) != HR_OK) {
+        hr_gguf_close(&ours);
+        HR_CHECK_OK(err.status, &err);
+    }
+    char problem[512] = "";
+    for (uint64_t i = 0; i < ref.n_tensors && !problem[0]; i++) {
+        const hr_gguf_tensor *r = &ref.tensors[i];
+        /* The reference writes a shared classifier twice; ours ties it to token_embd. */
+        const char *name = hr_gguf_str_eq(r->name, "output.weight") ? "token_embd.weight" : NULL;
+        char buf[128];
+        if (!name) {
+            snprintf(buf, sizeof buf, "%.*s", (int)r->name.len, r->name.ptr);
+            name = buf;
+        }
+        const hr_gguf_tensor *o = hr_gguf_tensor_find(&ours, name);
+        if (!o) snprintf(problem, sizeof problem, "tensor %s missing", name);
+        else if (o->type != r->type || o->n_dims != r->n_dims || memcmp(o->ne, r->ne, sizeof o->ne) != 0)
+            snprintf(problem, sizeof problem, "tensor %s: type or shape differs", name);
+        else if (o->size_bytes != r->size_bytes || memcmp(o->data, r->data, r->size_bytes) != 0)
+            snprintf(problem, sizeof problem, "tensor %s: data differs", name);
+    }
+    if (!problem[0] && ours.n_tensors != ref.n_tensors - 1)
+        snprintf(problem, sizeof problem, "%llu tensors, reference has %llu (one of them the duplicate classifier)",
+                 (unsigned long long)ours.n_tensors, (unsigned long long)ref.n_tensors);
+    /* Metadata the reference sets must agree (names aside). */
+    static const char *const keys[] = {"general.architecture", "llama.context_length", "llama.embedding_length",
+                                       "llama.feed_forward_length", "llama.attention.head_count",
+                                       "llama.attention.head_count_kv", "llama.block_count",
+                                       "llama.rope.dimension_count", "llama.attention.layer_norm_rms_epsilon",
+                                       "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+                                       "tokenizer.ggml.token_type", "tokenizer.ggml.unknown_token_id",
+                                       "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !problem[0]; k++) {
+        const hr_gguf_kv *a = hr_gguf_find(&ours, keys[k]), *b = hr_gguf_find(&ref, keys[k]);
+        if (!a || !b) {
+            snprintf(problem, sizeof problem, "key %s missing (ours %p, ref %p)", keys[k], (void *)a, (void *)b);
+            break;
+        }
+        const hr_gguf_value *va = &a->value, *vb = &b->value;
+        bool same = va->type == vb->type;
+        if (same && va->type == HR_GGUF_STRING) same = same_str(va->str, vb->str);
+        else if (same && va->type == HR_GGUF_ARRAY) {
+            same = va->arr.count == vb->arr.count && va->arr.elem_type == vb->arr.elem_type;
+            for (uint64_t i = 0; same && i < va->arr.count; i++)
+                same = va->arr.elem_type == HR_GGUF_STRING ? same_str(va->arr.items[i].str, vb->arr.items[i].str)
+                       : va->arr.elem_type == HR_GGUF_FLOAT32 ? hr_gguf_arr_f32(va, i) == hr_gguf_arr_f32(vb, i)
+                                                              : hr_gguf_arr_int(va, i) == hr_gguf_arr_int(vb, i);
+        } else if (same) {
+            same = va->u == vb->u;
+        }
+        if (!same) snprintf(problem, sizeof problem, "key %s differs from the reference", keys[k]);
+    }
+    hr_gguf_close(&ours);
+    hr_gguf_close(&ref);
+    HR_CHECKF(!problem[0], "%s", problem);
+}
+
+/* Writes the reference model's metadata and tensors to path, with key `drop` left out
+ * and general.architecture replaced by arch (when not NULL). */
+static hr_status write_variant(const hr_gguf *ref, const char *path, const char *drop, const char *arch,
+                               hr_error *err) {
+    hr_gguf_writer *w;
+    if (hr_gguf_writer_new(&w, err) != HR_OK) return err->status;
+    hr_status st = HR_OK;
+    for (uint64_t i = 0; i < ref->n_kv && st == HR_OK; i++)
+        if (!drop || !hr_gguf_str_eq(ref->kvs[i].key, drop)) st = hr_gguf_writer_copy_kv(w, &ref->kvs[i], err);
+    if (st == HR_OK && arch) st = hr_gguf_writer_set_str(w, "general.architecture", arch, err);
+    for (uint64_t i = 0; i < ref->n_tensors && st == HR_OK; i++) {
+        const hr_gguf_tensor *t = &ref->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        st = hr_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size_bytes, err);
+    }
+    if (st == HR_OK) st = hr_gguf_writer_write(w, path, err);
+    hr_gguf_writer_free(w);
+    return st;
+}
+
+/* Loads a variant of the reference and returns the loader's message in msg. */
+static hr_status load_variant(const char *ref_path, const char *drop, const char *arch, char *msg, size_t cap) {
+    hr_error err = {0};
+    hr_gguf ref;
+    char path[512];
+    snprintf(path, sizeof path, "%s/variant.gguf", hr_test_tmpdir());
+    if (hr_gguf_open(&ref, ref_path, &err) != HR_OK) {
+        snprintf(msg, cap, "%s", err.msg);
+        return HR_ERR_IO;
+    }
+    hr_status st = write_variant(&ref, path, drop, arch, &err);
+    hr_gguf_close(&ref);
+    if (st != HR_OK) {
+        snprintf(msg, cap, "writing the variant failed: %s", err.msg);
+        return HR_ERR_IO;
+    }
+    hr_model *m = NULL;
+    st = hr_model_load(&m, path, NULL, &err);
+    hr_model_free(m);
+    snprintf(msg, cap, "%s", st == HR_OK ? "" : err.msg);
+    return st;
+}
+
+HR_TEST(model_refuses_unsupported_architecture_naming_the_supported_ones) {
+    HR_ASSET(ref, "models/stories260K.gguf");
+    char msg[600];
+    hr_status st = load_variant(ref, NULL, "mamba", msg, sizeof msg);
+    HR_CHECK_EQ_INT(st, HR_ERR_UNSUPPORTED);
+    HR_CHECKF(strstr(msg, "'mamba' is not supported (supported: llama)") != NULL, "message: %s", msg);
+}
+
+HR_TEST(model_refuses_missing_hyperparameter_naming_the_key) {
+    HR_ASSET(ref, "models/stories260K.gguf");
+    static const char *const required[] = {"llama.context_length", "llama.embedding_length", "llama.block_count",
+                                           "llama.feed_forward_length", "llama.attention.head_count"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        char msg[600];
+        hr_status st = load_variant(ref, required[i], NULL, msg, sizeof msg);
+        HR_CHECK_EQ_INT(st, HR_ERR_FORMAT);
+        HR_CHECKF(strstr(msg, required[i]) && strstr(msg, "lacks"), "dropping %s gave: %s", required[i], msg);
+    }
+}
+
+HR_TEST(model_loads_without_optional_keys_using_defaults) {
+    HR_ASSET(ref, "models/stories260K.gguf");
+    char msg[600];
+    /* head_count_kv defaults to head_count, which does not match these k/v tensors. */
+    hr_status st = load_variant(ref, "llama.attention.head_count_kv", NULL, msg, sizeof msg);
+    HR_CHECK_EQ_INT(st, HR_ERR_FORMAT);
+    HR_CHECKF(strstr(msg, "blk.0.attn_k.weight") && strstr(msg, "shape"), "message: %s", msg);
+    st = load_variant(ref, "llama.rope.dimension_count", NULL, msg, sizeof msg);
+    HR_CHECKF(st == HR_OK, "without rope.dimension_count: %s", msg);
+}
+
+HR_TEST(model_reports_hyperparameters_of_llama2c_checkpoint) {
+    HR_ASSET(bin, "models/stories260K.bin");
+    HR_ASSET(tok, "models/tok512.bin");
+    hr_error err = {0};
+    hr_model *m = NULL;
+    HR_CHECK_OK(hr_model_load(&m, bin, tok, &err), &err);
+    hr_hparams hp = m->hp;
+    uint64_t bytes = hr_model_weight_bytes(m);
+    hr_model_free(m);
+    HR_CHECK_EQ_INT(hp.n_embd, 64);
+    HR_CHECK_EQ_INT(hp.n_layer, 5);
+    HR_CHECK_EQ_INT(hp.n_head, 8);
+    HR_CHECK_EQ_INT(hp.n_head_kv, 4);
+    HR_CHECK_EQ_INT(hp.n_ff, 172);
+    HR_CHECK_EQ_INT(hp.n_vocab, 512);
+    HR_CHECK_EQ_INT(hp.n_ctx_train, 512);
+    /* all weights but the skipped RoPE tables, with the classifier shared */
+    HR_CHECK_EQ_INT(bytes, (264128 - 4096) * 4);
+}
+
+HR_TEST(model_llama2c_without_tokenizer_says_how_to_fix) {
+    HR_ASSET(bin, "models/stories260K.bin");
+    hr_error err = {0};
+    hr_model *m = NULL;
+    hr_status st = hr_model_load(&m, bin, "/nonexistent/tok.bin", &err);
+    HR_CHECK(m == NULL);
+    HR_CHECK_EQ_INT(st, HR_ERR_IO);
+    HR_CHECKF(strstr(err.msg, "--tokenizer") != NULL, "message: %s", err.msg);
+}
