@@ -19,7 +19,7 @@ enum {
     /* The smallest encoding of each counted thing. A count is checked against the bytes
      * left in the file divided by these before anything is allocated for it, so a hostile
      * count can cost at most a small multiple of the file's size. */
-    MIN_KV_BYTES = 8 + 4 + 1,               /* key length, empty key, type, u8 value */
+    MIN_KV_BYTES = 8 + 4 + 1,                  /* key length, empty key, type, u8 value */
     MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8, /* name length, n_dims, one ne, type, offset */
     MIN_STRING_BYTES = 8,
     MIN_ARRAY_BYTES = 4 + 8,
@@ -51,9 +51,9 @@ static void *arena_alloc(gguf_private *p, uint64_t count, size_t elem_bytes) {
 
 unsigned hr_gguf_type_size(hr_gguf_type t) {
     static const uint8_t bytes[] = {
-        [HR_GGUF_UINT8] = 1,   [HR_GGUF_INT8] = 1,   [HR_GGUF_UINT16] = 2, [HR_GGUF_INT16] = 2,
-        [HR_GGUF_UINT32] = 4,  [HR_GGUF_INT32] = 4,  [HR_GGUF_FLOAT32] = 4, [HR_GGUF_BOOL] = 1,
-        [HR_GGUF_UINT64] = 8,  [HR_GGUF_INT64] = 8,  [HR_GGUF_FLOAT64] = 8,
+        [HR_GGUF_UINT8] = 1,  [HR_GGUF_INT8] = 1,  [HR_GGUF_UINT16] = 2,  [HR_GGUF_INT16] = 2,
+        [HR_GGUF_UINT32] = 4, [HR_GGUF_INT32] = 4, [HR_GGUF_FLOAT32] = 4, [HR_GGUF_BOOL] = 1,
+        [HR_GGUF_UINT64] = 8, [HR_GGUF_INT64] = 8, [HR_GGUF_FLOAT64] = 8,
     };
     return (unsigned)t < sizeof bytes ? bytes[t] : 0;
 }
@@ -63,8 +63,7 @@ static bool is_signed_type(hr_gguf_type t) {
 }
 
 static bool is_unsigned_type(hr_gguf_type t) {
-    return t == HR_GGUF_UINT8 || t == HR_GGUF_UINT16 || t == HR_GGUF_UINT32 ||
-           t == HR_GGUF_UINT64;
+    return t == HR_GGUF_UINT8 || t == HR_GGUF_UINT16 || t == HR_GGUF_UINT32 || t == HR_GGUF_UINT64;
 }
 
 static bool is_float_type(hr_gguf_type t) {
@@ -98,19 +97,21 @@ static void decode_scalar(hr_gguf_value *v, const uint8_t *p) {
     }
 }
 
-/* Keys and names can hold any bytes; messages show them printable and bounded. */
-static void quote_str(char *buf, size_t cap, hr_gguf_str s) {
+/* Keys and names can hold any bytes; messages show them printable and bounded. Returned
+ * by value so a call can sit in a printf argument list. */
+typedef struct {
+    char s[SHOWN_NAME_CHARS + 4];
+} quoted;
+
+static quoted quote(hr_gguf_str str) {
+    quoted q;
     size_t n = 0;
-    for (uint64_t i = 0; i < s.len && n + 4 < cap; i++) {
-        if (i == SHOWN_NAME_CHARS) {
-            memcpy(buf + n, "...", 3);
-            n += 3;
-            break;
-        }
-        unsigned char ch = (unsigned char)s.ptr[i];
-        buf[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    for (; n < str.len && n < SHOWN_NAME_CHARS; n++) {
+        unsigned char ch = (unsigned char)str.ptr[n];
+        q.s[n] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
-    buf[n] = '\0';
+    memcpy(q.s + n, n < str.len ? "..." : "", n < str.len ? 4 : 1);
+    return q;
 }
 
 static int cmp_str(hr_gguf_str a, hr_gguf_str b) {
@@ -135,9 +136,9 @@ typedef struct {
 /* Sets the context to e.g. "tensor 3 ('blk.0.attn_q.weight') info". */
 static void name_ctx(cursor *c, const char *kind, uint64_t index, const hr_gguf_str *name,
                      const char *suffix) {
-    char q[SHOWN_NAME_CHARS + 4] = "";
-    if (name) quote_str(q, sizeof q, *name);
-    snprintf(c->ctx, sizeof c->ctx, "%s %" PRIu64 "%s%s%s%s", kind, index, name ? " ('" : "", q,
+    quoted q = {""};
+    if (name) q = quote(*name);
+    snprintf(c->ctx, sizeof c->ctx, "%s %" PRIu64 "%s%s%s%s", kind, index, name ? " ('" : "", q.s,
              name ? "')" : "", suffix);
 }
 
@@ -232,7 +233,7 @@ static hr_status parse_array(cursor *c, gguf_private *p, unsigned depth, hr_gguf
     hr_gguf_type elem_type = v->arr.elem_type;
     uint64_t count = v->arr.count, remaining = c->size - c->pos;
     unsigned elem_bytes = hr_gguf_type_size(elem_type);
-    uint64_t min_bytes = elem_bytes                       ? elem_bytes
+    uint64_t min_bytes = elem_bytes                    ? elem_bytes
                          : elem_type == HR_GGUF_STRING ? MIN_STRING_BYTES
                                                        : MIN_ARRAY_BYTES;
     if (count > remaining / min_bytes)
@@ -279,22 +280,27 @@ static hr_status parse_value(cursor *c, gguf_private *p, unsigned depth, hr_gguf
 _Static_assert(offsetof(hr_gguf_kv, key) == 0, "hr_gguf_kv must start with its key");
 _Static_assert(offsetof(hr_gguf_tensor, name) == 0, "hr_gguf_tensor must start with its name");
 
+/* Ties keep file order (items sit in one array), so a duplicate is reported against the
+ * first occurrence and overlapping tensors in the order they appear. */
+static int cmp_address(const void *x, const void *y) {
+    return ((uintptr_t)x > (uintptr_t)y) - ((uintptr_t)x < (uintptr_t)y);
+}
+
 static int cmp_by_name(const void *a, const void *b) {
     const hr_gguf_str *x = *(const void *const *)a, *y = *(const void *const *)b;
     int r = cmp_str(*x, *y);
-    /* Equal names stay in file order, so a duplicate is reported against the first. */
-    return r ? r : (x > y) - (x < y);
+    return r ? r : cmp_address(x, y);
 }
 
 static int cmp_by_offset(const void *a, const void *b) {
     const hr_gguf_tensor *x = *(const void *const *)a, *y = *(const void *const *)b;
     if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
-    return (x > y) - (x < y);
+    return cmp_address(x, y);
 }
 
 /* Pointers to count items of stride bytes, sorted by cmp; NULL when out of memory. */
-static const void **sorted_index(gguf_private *p, const void *items, uint64_t count,
-                                 size_t stride, int (*cmp)(const void *, const void *)) {
+static const void **sorted_index(gguf_private *p, const void *items, uint64_t count, size_t stride,
+                                 int (*cmp)(const void *, const void *)) {
     const void **idx = arena_alloc(p, count, sizeof *idx);
     if (!idx) return NULL;
     for (uint64_t i = 0; i < count; i++) idx[i] = (const char *)items + i * stride;
@@ -305,8 +311,7 @@ static const void **sorted_index(gguf_private *p, const void *items, uint64_t co
 /* Position in a name index of the second of two equal adjacent names, or 0 when none. */
 static uint64_t find_duplicate(const void **idx, uint64_t count) {
     for (uint64_t i = 1; i < count; i++)
-        if (cmp_str(*(const hr_gguf_str *)idx[i - 1], *(const hr_gguf_str *)idx[i]) == 0)
-            return i;
+        if (cmp_str(*(const hr_gguf_str *)idx[i - 1], *(const hr_gguf_str *)idx[i]) == 0) return i;
     return 0;
 }
 
@@ -362,16 +367,14 @@ static hr_status parse_header(cursor *c, hr_gguf *g) {
     if (s != HR_OK) return s;
     if (g->n_kv > (c->size - c->pos) / MIN_KV_BYTES)
         return fail_at(c, HR_ERR_FORMAT, 16,
-                       "kv count %" PRIu64 " cannot fit in the %" PRIu64
-                       " bytes after the header",
+                       "kv count %" PRIu64 " cannot fit in the %" PRIu64 " bytes after the header",
                        g->n_kv, c->size - c->pos);
     return HR_OK;
 }
 
 static hr_status parse_kvs(cursor *c, hr_gguf *g, gguf_private *p) {
     g->kvs = arena_alloc(p, g->n_kv, sizeof *g->kvs);
-    if (!g->kvs)
-        return fail_at(c, HR_ERR_NOMEM, 16, "out of memory for %" PRIu64 " kvs", g->n_kv);
+    if (!g->kvs) return fail_at(c, HR_ERR_NOMEM, 16, "out of memory for %" PRIu64 " kvs", g->n_kv);
     for (uint64_t i = 0; i < g->n_kv; i++) {
         hr_gguf_kv *kv = &g->kvs[i];
         kv->offset = c->pos;
@@ -390,8 +393,8 @@ static hr_status parse_kvs(cursor *c, hr_gguf *g, gguf_private *p) {
         const hr_gguf_kv *first = p->kv_by_key[dup - 1], *again = p->kv_by_key[dup];
         name_ctx(c, "kv", (uint64_t)(again - g->kvs), &again->key, "");
         return fail_at(c, HR_ERR_FORMAT, again->offset,
-                       "duplicate key (already set by kv %td at byte %" PRIu64 ")",
-                       first - g->kvs, first->offset);
+                       "duplicate key (already set by kv %td at byte %" PRIu64 ")", first - g->kvs,
+                       first->offset);
     }
     return HR_OK;
 }
@@ -424,8 +427,8 @@ static hr_status parse_tensor_info(cursor *c, const hr_gguf *g, uint64_t i, hr_g
     if (s != HR_OK) return s;
     /* Checked here, not only by hr_gguf_tensor_nbytes, because ne has room for 4. */
     if (t->n_dims == 0 || t->n_dims > HR_GGUF_MAX_DIMS)
-        return fail_at(c, HR_ERR_FORMAT, dims_at, "n_dims %" PRIu32 " is outside 1..%d",
-                       t->n_dims, HR_GGUF_MAX_DIMS);
+        return fail_at(c, HR_ERR_FORMAT, dims_at, "n_dims %" PRIu32 " is outside 1..%d", t->n_dims,
+                       HR_GGUF_MAX_DIMS);
     for (uint32_t d = 0; d < HR_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
     for (uint32_t d = 0; d < t->n_dims && s == HR_OK; d++) s = read_uint(c, 8, "ne", &t->ne[d]);
     if (s == HR_OK) s = read_u32(c, "type", &t->type);
@@ -473,14 +476,12 @@ static hr_status check_tensor_overlaps(cursor *c, hr_gguf *g, gguf_private *p) {
         const hr_gguf_tensor *prev = by_offset[k - 1], *t = by_offset[k];
         uint64_t prev_end = prev->offset + prev->size_bytes; /* both within the file */
         if (t->offset < prev_end) {
-            char q[SHOWN_NAME_CHARS + 4];
-            quote_str(q, sizeof q, prev->name);
             name_ctx(c, "tensor", (uint64_t)(t - g->tensors), &t->name, " info");
             return fail_at(c, HR_ERR_FORMAT, t->info_offset,
-                           "data [%" PRIu64 ", %" PRIu64 ") overlaps tensor %td ('%s') data [%" PRIu64
-                           ", %" PRIu64 ")",
-                           t->offset, t->offset + t->size_bytes, prev - g->tensors, q,
-                           prev->offset, prev_end);
+                           "data [%" PRIu64 ", %" PRIu64
+                           ") overlaps tensor %td ('%s') data [%" PRIu64 ", %" PRIu64 ")",
+                           t->offset, t->offset + t->size_bytes, prev - g->tensors,
+                           quote(prev->name).s, prev->offset, prev_end);
         }
     }
     return HR_OK;
@@ -503,7 +504,8 @@ static hr_status parse_tensors(cursor *c, hr_gguf *g, gguf_private *p) {
     hr_status s = place_tensors(c, g);
     if (s != HR_OK) return s;
     p->tensor_by_name = sorted_index(p, g->tensors, g->n_tensors, sizeof *g->tensors, cmp_by_name);
-    if (!p->tensor_by_name) return fail_at(c, HR_ERR_NOMEM, 8, "out of memory indexing the tensors");
+    if (!p->tensor_by_name)
+        return fail_at(c, HR_ERR_NOMEM, 8, "out of memory indexing the tensors");
     uint64_t dup = find_duplicate(p->tensor_by_name, g->n_tensors);
     if (dup) {
         const hr_gguf_tensor *first = p->tensor_by_name[dup - 1], *again = p->tensor_by_name[dup];
@@ -568,26 +570,36 @@ static void describe_type(char *buf, size_t cap, const hr_gguf_value *v) {
         snprintf(buf, cap, "%s", hr_gguf_type_name(v->type));
 }
 
-static hr_status lookup(const hr_gguf *g, const char *key, const hr_gguf_kv **out,
-                        hr_error *err) {
+static hr_status lookup(const hr_gguf *g, const char *key, const hr_gguf_kv **out, hr_error *err) {
     *out = hr_gguf_find(g, key);
     if (!*out) return hr_fail(err, HR_ERR_NOT_FOUND, "gguf: metadata key '%s' not found", key);
     return HR_OK;
 }
 
+static hr_status fail_kv(const hr_gguf_kv *kv, hr_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static hr_status fail_kv(const hr_gguf_kv *kv, hr_error *err, const char *fmt, ...) {
+    char detail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return hr_fail(err, HR_ERR_FORMAT, "gguf: metadata key '%s' (at byte %" PRIu64 ") %s",
+                   quote(kv->key).s, kv->offset, detail);
+}
+
 static hr_status mismatch(const hr_gguf_kv *kv, const char *want, hr_error *err) {
-    char q[SHOWN_NAME_CHARS + 4], have[64];
-    quote_str(q, sizeof q, kv->key);
+    char have[64];
     describe_type(have, sizeof have, &kv->value);
-    return hr_fail(err, HR_ERR_FORMAT,
-                   "gguf: metadata key '%s' (at byte %" PRIu64 ") is %s, expected %s", q,
-                   kv->offset, have, want);
+    return fail_kv(kv, err, "is %s, expected %s", have, want);
 }
 
 static hr_status get_typed(const hr_gguf *g, const char *key, hr_gguf_type type,
                            const hr_gguf_kv **out, hr_error *err) {
     hr_status s = lookup(g, key, out, err);
-    if (s == HR_OK && (*out)->value.type != type) return mismatch(*out, hr_gguf_type_name(type), err);
+    if (s == HR_OK && (*out)->value.type != type)
+        return mismatch(*out, hr_gguf_type_name(type), err);
     return s;
 }
 
@@ -613,12 +625,8 @@ static hr_status get_integer(const hr_gguf *g, const char *key, int64_t lo, uint
         *out = v;
         return HR_OK;
     }
-    char q[SHOWN_NAME_CHARS + 4];
-    quote_str(q, sizeof q, kv->key);
-    return hr_fail(err, HR_ERR_FORMAT,
-                   "gguf: metadata key '%s' (at byte %" PRIu64 ") holds %s %s, which does not "
-                   "fit in %s",
-                   q, kv->offset, hr_gguf_type_name(v->type), shown, want);
+    return fail_kv(kv, err, "holds %s %s, which does not fit in %s", hr_gguf_type_name(v->type),
+                   shown, want);
 }
 
 hr_status hr_gguf_get_u32(const hr_gguf *g, const char *key, uint32_t *out, hr_error *err) {
@@ -648,14 +656,8 @@ hr_status hr_gguf_get_f32(const hr_gguf *g, const char *key, float *out, hr_erro
     if (s != HR_OK) return s;
     if (!is_float_type(kv->value.type)) return mismatch(kv, "f32 or f64", err);
     double d = kv->value.f;
-    if (isfinite(d) && fabs(d) > FLT_MAX) {
-        char q[SHOWN_NAME_CHARS + 4];
-        quote_str(q, sizeof q, kv->key);
-        return hr_fail(err, HR_ERR_FORMAT,
-                       "gguf: metadata key '%s' (at byte %" PRIu64 ") holds %g, which does not "
-                       "fit in f32",
-                       q, kv->offset, d);
-    }
+    if (isfinite(d) && fabs(d) > FLT_MAX)
+        return fail_kv(kv, err, "holds %g, which does not fit in f32", d);
     *out = (float)d;
     return HR_OK;
 }
@@ -719,10 +721,10 @@ bool hr_gguf_str_eq(hr_gguf_str s, const char *c) {
 
 const char *hr_gguf_type_name(hr_gguf_type t) {
     static const char *const names[] = {
-        [HR_GGUF_UINT8] = "u8",     [HR_GGUF_INT8] = "i8",     [HR_GGUF_UINT16] = "u16",
-        [HR_GGUF_INT16] = "i16",    [HR_GGUF_UINT32] = "u32",  [HR_GGUF_INT32] = "i32",
-        [HR_GGUF_FLOAT32] = "f32",  [HR_GGUF_BOOL] = "bool",   [HR_GGUF_STRING] = "string",
-        [HR_GGUF_ARRAY] = "array",  [HR_GGUF_UINT64] = "u64",  [HR_GGUF_INT64] = "i64",
+        [HR_GGUF_UINT8] = "u8",    [HR_GGUF_INT8] = "i8",    [HR_GGUF_UINT16] = "u16",
+        [HR_GGUF_INT16] = "i16",   [HR_GGUF_UINT32] = "u32", [HR_GGUF_INT32] = "i32",
+        [HR_GGUF_FLOAT32] = "f32", [HR_GGUF_BOOL] = "bool",  [HR_GGUF_STRING] = "string",
+        [HR_GGUF_ARRAY] = "array", [HR_GGUF_UINT64] = "u64", [HR_GGUF_INT64] = "i64",
         [HR_GGUF_FLOAT64] = "f64",
     };
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown type";
@@ -752,8 +754,9 @@ hr_status hr_gguf_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *
     uint64_t elems = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
         /* The spec does not say whether a dimension may be 0. No model needs an empty
-         * tensor, and refusing them keeps every data range non-empty, so the bounds and
-         * overlap checks have no corner case and data always points at a real byte. */
+         * tensor, and refusing them keeps every data range non-empty (so the bounds and
+         * overlap checks have no corner case and data points at a real byte) and makes the
+         * row count below a safe division. */
         if (ne[d] == 0)
             return hr_fail(err, HR_ERR_INVALID,
                            "shape %s has ne[%" PRIu32 "] = 0; every dimension must be at least 1",
@@ -765,13 +768,13 @@ hr_status hr_gguf_tensor_nbytes(uint32_t type, uint32_t n_dims, const uint64_t *
     }
     if (ne[0] % info->block_elems != 0)
         return hr_fail(err, HR_ERR_INVALID,
-                       "shape %s: ne[0] = %" PRIu64 " is not a multiple of the %s block size (%" PRIu32
-                       " elements)",
+                       "shape %s: ne[0] = %" PRIu64
+                       " is not a multiple of the %s block size (%" PRIu32 " elements)",
                        shape, ne[0], info->name, info->block_elems);
     uint64_t row_bytes, rows = elems / ne[0];
     if (!hr_type_row_bytes(type, ne[0], &row_bytes) || row_bytes > UINT64_MAX / rows)
-        return hr_fail(err, HR_ERR_INVALID, "the size of a %s tensor of shape %s overflows",
-                       info->name, shape);
+        return hr_fail(err, HR_ERR_INVALID, "shape %s of type %s needs more than 2^64-1 bytes",
+                       shape, info->name);
     *out_bytes = row_bytes * rows;
     return HR_OK;
 }

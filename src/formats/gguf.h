@@ -90,7 +90,8 @@ typedef struct {
     uint64_t n_tensors;
     hr_gguf_tensor *tensors;
     uint64_t alignment;   /* general.alignment, default 32 */
-    uint64_t data_offset; /* start of the tensor data section */
+    uint64_t data_offset; /* start of the tensor data section; past the end of the file
+                             when a file without tensors stops before the padding */
     void *arena_;         /* private: allocations owned by this hr_gguf */
 } hr_gguf;
 

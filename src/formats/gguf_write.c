@@ -184,8 +184,7 @@ hr_status hr_gguf_writer_set_bool(hr_gguf_writer *w, const char *key, bool v, hr
     return set_scalar(w, key, HR_GGUF_BOOL, v ? 1 : 0, err);
 }
 
-hr_status hr_gguf_writer_set_str(hr_gguf_writer *w, const char *key, const char *v,
-                                 hr_error *err) {
+hr_status hr_gguf_writer_set_str(hr_gguf_writer *w, const char *key, const char *v, hr_error *err) {
     hr_status s = check_key(key, err);
     if (s != HR_OK) return s;
     if (!v) return hr_fail(err, HR_ERR_INVALID, "gguf writer: key '%s': NULL string", key);
@@ -223,7 +222,8 @@ static hr_status set_arr32(hr_gguf_writer *w, const char *key, hr_gguf_type elem
                            const void *v, uint64_t count, hr_error *err) {
     hr_status s = check_key(key, err);
     if (s != HR_OK) return s;
-    if (count && !v) return hr_fail(err, HR_ERR_INVALID, "gguf writer: key '%s': no values given", key);
+    if (count && !v)
+        return hr_fail(err, HR_ERR_INVALID, "gguf writer: key '%s': no values given", key);
     bytes b = {0};
     put_array_head(&b, elem_type, count);
     for (uint64_t i = 0; i < count; i++) {
@@ -247,7 +247,10 @@ hr_status hr_gguf_writer_set_arr_i32(hr_gguf_writer *w, const char *key, const i
 /* The bits a scalar value is stored as, truncated to its width by put_le. */
 static uint64_t scalar_bits(const hr_gguf_value *v) {
     switch (v->type) {
-    case HR_GGUF_INT8: case HR_GGUF_INT16: case HR_GGUF_INT32: case HR_GGUF_INT64:
+    case HR_GGUF_INT8:
+    case HR_GGUF_INT16:
+    case HR_GGUF_INT32:
+    case HR_GGUF_INT64:
         return (uint64_t)v->i;
     case HR_GGUF_FLOAT32:
         return f32_bits((float)v->f);
@@ -279,11 +282,13 @@ static hr_status put_payload(bytes *b, const hr_gguf_value *v, unsigned depth, c
         return HR_OK;
     }
     if (v->type != HR_GGUF_ARRAY || (unsigned)v->arr.elem_type > HR_GGUF_FLOAT64)
-        return hr_fail(err, HR_ERR_INVALID, "gguf writer: key '%s': value type %d is not a GGUF type",
-                       key, (int)v->type);
+        return hr_fail(err, HR_ERR_INVALID,
+                       "gguf writer: key '%s': value type %d is not a GGUF type", key,
+                       (int)v->type);
     if (depth >= HR_GGUF_MAX_ARRAY_DEPTH)
-        return hr_fail(err, HR_ERR_INVALID, "gguf writer: key '%s': arrays nested more than %d deep",
-                       key, HR_GGUF_MAX_ARRAY_DEPTH);
+        return hr_fail(err, HR_ERR_INVALID,
+                       "gguf writer: key '%s': arrays nested more than %d deep", key,
+                       HR_GGUF_MAX_ARRAY_DEPTH);
     hr_gguf_type elem_type = v->arr.elem_type;
     uint64_t count = v->arr.count;
     put_le(b, elem_type, 4);
@@ -344,15 +349,14 @@ hr_status hr_gguf_writer_add_tensor(hr_gguf_writer *w, const char *name, uint32_
                        "gguf writer: tensor '%s' has %" PRIu64 " bytes of data, but its %s shape "
                        "needs %" PRIu64,
                        name, size_bytes, hr_type_name(type), expect);
-    if (!data)
-        return hr_fail(err, HR_ERR_INVALID, "gguf writer: tensor '%s' has no data", name);
+    if (!data) return hr_fail(err, HR_ERR_INVALID, "gguf writer: tensor '%s' has no data", name);
     wtensor *tensors = grow(w->tensors, &w->cap_tensors, w->n_tensors + 1, sizeof *w->tensors);
     char *copy = tensors ? strdup(name) : NULL;
     if (tensors) w->tensors = tensors;
     if (!copy) return hr_fail(err, HR_ERR_NOMEM, "gguf writer: out of memory adding a tensor");
     wtensor *t = &w->tensors[w->n_tensors++];
-    *t = (wtensor){.name = copy, .n_dims = n_dims, .type = type, .data = data,
-                   .size_bytes = size_bytes};
+    *t = (wtensor){
+        .name = copy, .n_dims = n_dims, .type = type, .data = data, .size_bytes = size_bytes};
     for (uint32_t d = 0; d < HR_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
     return HR_OK;
 }
@@ -399,7 +403,8 @@ static hr_status build_head(hr_gguf_writer *w, uint64_t alignment, bytes *b, hr_
         offset += step;
     }
     put(b, NULL, padding(b->len, alignment));
-    if (b->failed) return hr_fail(err, HR_ERR_NOMEM, "gguf writer: out of memory building the header");
+    if (b->failed)
+        return hr_fail(err, HR_ERR_NOMEM, "gguf writer: out of memory building the header");
     return HR_OK;
 }
 
