@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 bool hr_arg_int(const char *cmd, const char *flag, const char *text, int64_t min, int64_t max, int64_t *out) {
     char *end;
@@ -43,4 +45,22 @@ const char *hr_arg_value(const char *cmd, int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+bool hr_arg_size(const char *cmd, const char *flag, const char *text, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    static const struct {
+        const char *suffix;
+        int shift;
+    } units[] = {{"", 0}, {"K", 10}, {"KiB", 10}, {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40}, {"TiB", 40}};
+    if (errno == 0 && end != text && text[0] != '-')
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (strcasecmp(end, units[i].suffix) == 0 && v <= (UINT64_MAX >> units[i].shift)) {
+                *out = (uint64_t)v << units[i].shift;
+                return true;
+            }
+    fprintf(stderr, "headroom %s: %s: '%s' is not a size (bytes, or a number with K, M, G or T)\n", cmd, flag, text);
+    return false;
 }

@@ -11,6 +11,8 @@
 /* Each returns true on success; on failure prints "headroom CMD: --flag: ..." to stderr. */
 bool hr_arg_int(const char *cmd, const char *flag, const char *text, int64_t min, int64_t max, int64_t *out);
 bool hr_arg_float(const char *cmd, const char *flag, const char *text, double min, double max, double *out);
+/* A byte count: digits with an optional K, M, G (powers of 1024; KiB/MiB/GiB too). */
+bool hr_arg_size(const char *cmd, const char *flag, const char *text, uint64_t *out);
 bool hr_arg_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
 
 /* For a flag that takes a value: returns argv[++*i], or NULL after printing that the

@@ -1,166 +1,372 @@
-/* headroom run — generate text from a model, streaming it to stdout. */
+/* headroom run — generate text from a model: one prompt streamed to stdout, or a file of
+ * prompts run together on the continuous-batching engine, one JSON line each. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/file.h"
+#include "base/utf8.h"
 #include "budget/budget.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "engine/generate.h"
+#include "engine/engine.h"
+#include "formats/ggml_type.h"
 #include "tokenizer/tokenize.h"
 
 static const char RUN_HELP[] =
-    "usage: headroom run -m MODEL [options]\n"
+    "usage: headroom run -m MODEL [-p PROMPT | --prompts FILE] [options]\n"
     "\n"
     "Generates text from MODEL (a GGUF file, or a llama2.c .bin checkpoint with its\n"
-    "tokenizer). The prompt is printed first, then the continuation as it is generated;\n"
-    "statistics go to stderr so stdout pipes cleanly.\n"
+    "tokenizer). With -p, the prompt is printed first, then the continuation as it is\n"
+    "generated. With --prompts, every line of FILE is a prompt; they run together and\n"
+    "stdout gets one JSON object per prompt, in input order:\n"
+    "  {\"index\": i, \"prompt\": ..., \"text\": continuation, \"finish_reason\": \"stop\"|\"length\"}\n"
+    "Statistics go to stderr so stdout pipes cleanly.\n"
     "\n"
     "options:\n"
-    "  -m, --model PATH        model file (.gguf or llama2.c .bin)\n"
-    "      --tokenizer PATH    llama2.c tokenizer.bin (default: tokenizer.bin beside the model)\n"
-    "  -p, --prompt TEXT       prompt (default: empty, the model starts a story)\n"
-    "  -n, --n-predict N       new tokens to generate (default 256); clamped to the room\n"
-    "                          the window leaves after the prompt\n"
-    "  -c, --ctx-size N        window in tokens (default: the model's trained context)\n"
-    "      --policy P          clamp (default): lower -n to fit; reject: refuse when it does not fit\n"
-    "      --temp T            temperature (default 0.8; 0 = greedy)\n"
-    "      --top-k N           keep the N most likely tokens (default 40; 0 = off)\n"
-    "      --top-p P           nucleus sampling threshold (default 0.95; 1 = off)\n"
-    "      --min-p P           drop tokens below P x the best probability (default 0.05; 0 = off)\n"
-    "      --repeat-penalty F  penalty for recently seen tokens (default 1.0 = off)\n"
-    "      --repeat-last-n N   how many recent tokens the penalty considers (default 64)\n"
-    "  -s, --seed N            random seed (default: from the clock); same seed, same text\n"
-    "  -h, --help              this help\n";
+    "  -m, --model PATH          model file (.gguf or llama2.c .bin)\n"
+    "      --tokenizer PATH      llama2.c tokenizer.bin (default: tokenizer.bin beside the model)\n"
+    "  -p, --prompt TEXT         prompt (default: empty, the model starts a story)\n"
+    "      --prompts FILE        one prompt per line, run as a batch\n"
+    "  -n, --n-predict N         new tokens per prompt (default 256); clamped to the room the\n"
+    "                            window leaves after the prompt\n"
+    "  -c, --ctx-size N          window in tokens (default: the model's trained context)\n"
+    "      --policy P            clamp (default): lower -n to fit; reject: refuse what does not fit\n"
+    "      --parallel N          sequences generated at once (default 1)\n"
+    "      --kv-mem BYTES        KV pool size, e.g. 64M (default: ctx-size x parallel tokens)\n"
+    "      --kv-type T           KV element type: f32 (default), f16, q8_0\n"
+    "      --kv-block N          tokens per KV block (default 16)\n"
+    "      --max-batch-tokens N  tokens per forward step; long prompts are chunked (default 512)\n"
+    "  -t, --threads N           threads (default: the cores available)\n"
+    "      --temp T              temperature (default 0.8; 0 = greedy)\n"
+    "      --top-k N             keep the N most likely tokens (default 40; 0 = off)\n"
+    "      --top-p P             nucleus sampling threshold (default 0.95; 1 = off)\n"
+    "      --min-p P             drop tokens below P x the best probability (default 0.05; 0 = off)\n"
+    "      --repeat-penalty F    penalty for recently seen tokens (default 1.0 = off)\n"
+    "      --repeat-last-n N     how many recent tokens the penalty considers (default 64)\n"
+    "  -s, --seed N              random seed (default: from the clock); same seed, same text\n"
+    "  -h, --help                this help\n";
 
+/* What one prompt produced, gathered on the engine's thread. */
 typedef struct {
     const hr_vocab *vocab;
-    int32_t prev;
-} printer;
+    int32_t prev;    /* last token, for the space after BOS */
+    bool stream;     /* print pieces as they come (single prompt) */
+    char *text;      /* the continuation (--prompts) */
+    size_t len, cap;
+    hr_finish finish;
+    char error[512];
+    int64_t prompt_tokens, generated;
+    double t_first_ms, t_last_ms;
+} run_output;
 
-static void print_token(printer *p, int32_t id) {
-    char buf[512];
-    size_t n = hr_tok_piece_after(p->vocab, p->prev, id, buf, sizeof buf);
-    fwrite(buf, 1, n < sizeof buf ? n : sizeof buf, stdout);
-    p->prev = id;
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static bool on_token(void *ctx, int32_t id) {
-    print_token(ctx, id);
-    fflush(stdout);
-    return true;
+static void emit_piece(run_output *o, int32_t id) {
+    char piece[512];
+    size_t n = hr_tok_piece_after(o->vocab, o->prev, id, piece, sizeof piece);
+    if (n > sizeof piece) n = sizeof piece;
+    o->prev = id;
+    if (o->stream) {
+        fwrite(piece, 1, n, stdout);
+        fflush(stdout);
+        return;
+    }
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = (o->len + n + 1) * 2;
+        char *bigger = realloc(o->text, cap);
+        if (!bigger) return; /* the text is cut short; the JSON line still goes out */
+        o->text = bigger;
+        o->cap = cap;
+    }
+    memcpy(o->text + o->len, piece, n);
+    o->len += n;
 }
 
-int hr_cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *tokenizer_path = NULL, *prompt = "", *policy_name = "clamp";
-    int64_t n_predict = 256, ctx_size = 0;
-    hr_sampling sampling = hr_sampling_default();
-    bool seeded = false;
+static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, const char *error) {
+    run_output *o = ctx;
+    (void)id;
+    if (finish != HR_FINISH_NONE) {
+        o->finish = finish;
+        if (error) snprintf(o->error, sizeof o->error, "%s", error);
+        return;
+    }
+    o->t_last_ms = now_ms();
+    if (o->generated++ == 0) o->t_first_ms = o->t_last_ms;
+    emit_piece(o, token);
+}
+
+typedef struct {
+    const char *model_path, *tokenizer_path, *prompt, *prompts_path, *policy_name, *kv_type_name;
+    int64_t n_predict;
+    hr_engine_config engine;
+    hr_sampling sampling;
+    bool seeded;
+} run_options;
+
+/* Parses argv into o; returns -1 to go on, or the exit status. */
+static int parse_options(int argc, char **argv, run_options *o) {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = NULL;
+        const char *a = argv[i], *v = NULL;
         double d;
         int64_t n;
+        uint64_t u;
 #define VALUE() (v = hr_arg_value("run", argc, argv, &i))
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+#define IS(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
+        if (IS("-h", "--help")) {
             fputs(RUN_HELP, stdout);
             return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        }
+        const char **text = IS("-m", "--model") ? &o->model_path : !strcmp(a, "--tokenizer") ? &o->tokenizer_path
+                            : IS("-p", "--prompt") ? &o->prompt : !strcmp(a, "--prompts") ? &o->prompts_path
+                            : !strcmp(a, "--policy") ? &o->policy_name : !strcmp(a, "--kv-type") ? &o->kv_type_name
+                                                                                                         : NULL;
+        if (text) {
             if (!VALUE()) return 2;
-            model_path = v;
-        } else if (!strcmp(a, "--tokenizer")) {
-            if (!VALUE()) return 2;
-            tokenizer_path = v;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!VALUE()) return 2;
-            prompt = v;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!VALUE() || !hr_arg_int("run", a, v, 0, INT32_MAX, &n_predict)) return 2;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!VALUE() || !hr_arg_int("run", a, v, 1, INT32_MAX, &ctx_size)) return 2;
-        } else if (!strcmp(a, "--policy")) {
-            if (!VALUE()) return 2;
-            policy_name = v;
+            *text = v;
+        } else if (IS("-n", "--n-predict")) {
+            if (!VALUE() || !hr_arg_int("run", a, v, 0, INT32_MAX, &o->n_predict)) return 2;
+        } else if (IS("-c", "--ctx-size")) {
+            if (!VALUE() || !hr_arg_int("run", a, v, 1, INT32_MAX, &n)) return 2;
+            o->engine.ctx_size = (int32_t)n;
+        } else if (!strcmp(a, "--parallel")) {
+            if (!VALUE() || !hr_arg_int("run", a, v, 1, 4096, &n)) return 2;
+            o->engine.parallel = (int32_t)n;
+        } else if (!strcmp(a, "--kv-mem")) {
+            if (!VALUE() || !hr_arg_size("run", a, v, &u)) return 2;
+            o->engine.kv_mem_bytes = u;
+        } else if (!strcmp(a, "--kv-block")) {
+            if (!VALUE() || !hr_arg_int("run", a, v, 1, 4096, &n)) return 2;
+            o->engine.block_tokens = (int32_t)n;
+        } else if (!strcmp(a, "--max-batch-tokens")) {
+            if (!VALUE() || !hr_arg_int("run", a, v, 1, 1 << 20, &n)) return 2;
+            o->engine.max_batch_tokens = (int32_t)n;
+        } else if (IS("-t", "--threads")) {
+            if (!VALUE() || !hr_arg_int("run", a, v, 1, 1024, &n)) return 2;
+            o->engine.n_threads = (int32_t)n;
         } else if (!strcmp(a, "--temp")) {
             if (!VALUE() || !hr_arg_float("run", a, v, 0, 100, &d)) return 2;
-            sampling.temperature = (float)d;
+            o->sampling.temperature = (float)d;
         } else if (!strcmp(a, "--top-k")) {
             if (!VALUE() || !hr_arg_int("run", a, v, 0, INT32_MAX, &n)) return 2;
-            sampling.top_k = (int32_t)n;
+            o->sampling.top_k = (int32_t)n;
         } else if (!strcmp(a, "--top-p")) {
             if (!VALUE() || !hr_arg_float("run", a, v, 0, 1, &d)) return 2;
-            sampling.top_p = (float)d;
+            o->sampling.top_p = (float)d;
         } else if (!strcmp(a, "--min-p")) {
             if (!VALUE() || !hr_arg_float("run", a, v, 0, 1, &d)) return 2;
-            sampling.min_p = (float)d;
+            o->sampling.min_p = (float)d;
         } else if (!strcmp(a, "--repeat-penalty")) {
             if (!VALUE() || !hr_arg_float("run", a, v, 0.01, 10, &d)) return 2;
-            sampling.repeat_penalty = (float)d;
+            o->sampling.repeat_penalty = (float)d;
         } else if (!strcmp(a, "--repeat-last-n")) {
             if (!VALUE() || !hr_arg_int("run", a, v, 0, INT32_MAX, &n)) return 2;
-            sampling.repeat_last_n = (int32_t)n;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            if (!VALUE() || !hr_arg_u64("run", a, v, &sampling.seed)) return 2;
-            seeded = true;
+            o->sampling.repeat_last_n = (int32_t)n;
+        } else if (IS("-s", "--seed")) {
+            if (!VALUE() || !hr_arg_u64("run", a, v, &o->sampling.seed)) return 2;
+            o->seeded = true;
         } else {
             fprintf(stderr, "headroom run: unknown option '%s' (see headroom run --help)\n", a);
             return 2;
         }
+#undef IS
 #undef VALUE
     }
-    if (!model_path) {
+    if (!o->model_path) {
         fprintf(stderr, "headroom run: no model given; pass -m MODEL (see headroom run --help)\n");
         return 2;
     }
-    if (!seeded) sampling.seed = (uint64_t)time(NULL);
-    hr_error err = {0};
-    hr_budget budget = {.max_tokens_requested = n_predict, .min_room = 1};
-    if (hr_policy_from_name(policy_name, &budget.policy, &err) != HR_OK) {
-        fprintf(stderr, "headroom run: --policy: %s\n", err.msg);
+    if (o->prompts_path && strcmp(o->prompt, "") != 0) {
+        fprintf(stderr, "headroom run: give either -p or --prompts, not both\n");
         return 2;
     }
-    hr_model *model = NULL;
-    hr_tokens tokens = {0};
-    int rc = 1;
-    if (hr_model_load(&model, model_path, tokenizer_path, &err) != HR_OK) goto fail;
-    if (hr_tok_encode(model->vocab, prompt, strlen(prompt), HR_TOK_ADD_SPECIAL, &tokens, &err) != HR_OK) goto fail;
+    return -1;
+}
 
-    budget.window = model->hp.n_ctx_train;
-    if (ctx_size > 0 && ctx_size < budget.window) budget.window = ctx_size;
-    budget.prompt_tokens = (int64_t)tokens.count;
-    if (hr_budget_apply(&budget, &err) != HR_OK) goto fail;
-    if (budget.max_tokens_granted < budget.max_tokens_requested)
-        fprintf(stderr,
-                "headroom run: -n %lld clamped to %lld: the window is %lld tokens and the prompt takes %lld\n",
-                (long long)budget.max_tokens_requested, (long long)budget.max_tokens_granted,
-                (long long)budget.window, (long long)budget.prompt_tokens);
-
-    printer p = {.vocab = model->vocab, .prev = -1};
-    for (size_t i = 0; i < tokens.count; i++) {
-        if (i == 0 && tokens.ids[0] == model->vocab->bos_id) p.prev = tokens.ids[0];
-        else print_token(&p, tokens.ids[i]);
+/* Counts the prompt, applies the budget and submits; on failure out->error says why. */
+static hr_status submit_prompt(hr_engine *e, const hr_model *m, const run_options *o, const char *prompt,
+                               hr_budget *budget, run_output *out, hr_error *err) {
+    hr_tokens toks = {0};
+    hr_engine_stats es;
+    hr_engine_stats_get(e, &es);
+    hr_status st = hr_tok_encode(m->vocab, prompt, strlen(prompt), HR_TOK_ADD_SPECIAL, &toks, err);
+    budget->window = es.window;
+    budget->prompt_tokens = (int64_t)toks.count;
+    budget->max_tokens_requested = o->n_predict;
+    if (st == HR_OK) st = hr_budget_apply(budget, err);
+    out->prompt_tokens = (int64_t)toks.count;
+    out->prev = toks.count ? toks.ids[toks.count - 1] : -1;
+    if (st == HR_OK && budget->max_tokens_granted > 0) {
+        hr_request r = {.prompt = toks.ids, .n_prompt = (int32_t)toks.count,
+                        .max_new_tokens = (int32_t)budget->max_tokens_granted, .sampling = o->sampling,
+                        .on_event = on_event, .ctx = out};
+        st = hr_engine_submit(e, &r, NULL, err);
+    } else if (st == HR_OK) {
+        out->finish = HR_FINISH_LENGTH;
     }
-    fflush(stdout);
-    hr_gen_stats stats;
-    if (hr_generate(model, tokens.ids, tokens.count, (int32_t)budget.max_tokens_granted, &sampling, on_token, &p,
-                    &stats, &err) != HR_OK)
-        goto fail;
+    hr_tokens_free(&toks);
+    return st;
+}
+
+static void print_prompt_pieces(const hr_model *m, const char *prompt) {
+    hr_tokens toks = {0};
+    hr_error err;
+    if (hr_tok_encode(m->vocab, prompt, strlen(prompt), HR_TOK_ADD_SPECIAL, &toks, &err) != HR_OK) return;
+    run_output echo = {.vocab = m->vocab, .prev = -1, .stream = true};
+    for (size_t i = 0; i < toks.count; i++) {
+        if (i == 0 && toks.ids[0] == m->vocab->bos_id) echo.prev = toks.ids[0];
+        else emit_piece(&echo, toks.ids[i]);
+    }
+    hr_tokens_free(&toks);
+}
+
+static int run_single(hr_engine *e, const hr_model *m, const run_options *o) {
+    hr_error err = {0};
+    hr_budget budget = {.min_room = 1};
+    hr_policy_from_name(o->policy_name, &budget.policy, &err);
+    run_output out = {.vocab = m->vocab, .stream = true};
+    if (submit_prompt(e, m, o, o->prompt, &budget, &out, &err) != HR_OK) {
+        fprintf(stderr, "headroom run: %s\n", err.msg);
+        return 1;
+    }
+    if (budget.max_tokens_granted < budget.max_tokens_requested)
+        fprintf(stderr, "headroom run: -n %lld clamped to %lld: the window is %lld tokens and the prompt takes %lld\n",
+                (long long)budget.max_tokens_requested, (long long)budget.max_tokens_granted, (long long)budget.window,
+                (long long)budget.prompt_tokens);
+    double t_start = now_ms();
+    /* The prompt is echoed as its tokens decode, the way llama2.c prints it. */
+    print_prompt_pieces(m, o->prompt);
+    t_start = now_ms();
+    hr_engine_wait_idle(e);
     fputc('\n', stdout);
     fflush(stdout);
+    double prefill_ms = out.generated ? out.t_first_ms - t_start : 0, decode_ms = out.t_last_ms - out.t_first_ms;
     fprintf(stderr,
             "headroom run: prompt %lld tokens, generated %lld tokens, window %lld, room %lld; "
             "prefill %.1f tokens/s, decode %.1f tokens/s; stopped: %s\n",
-            (long long)stats.prompt_tokens, (long long)stats.generated_tokens, (long long)budget.window,
-            (long long)budget.room, stats.prefill_ms > 0 ? stats.prompt_tokens * 1e3 / stats.prefill_ms : 0.0,
-            stats.decode_ms > 0 ? stats.generated_tokens * 1e3 / stats.decode_ms : 0.0,
-            hr_stop_reason_name(stats.stop));
-    rc = 0;
-    goto done;
-fail:
-    fprintf(stderr, "headroom run: %s\n", err.msg);
-done:
-    hr_tokens_free(&tokens);
+            (long long)out.prompt_tokens, (long long)out.generated, (long long)budget.window, (long long)budget.room,
+            prefill_ms > 0 ? out.prompt_tokens * 1e3 / prefill_ms : 0.0,
+            decode_ms > 0 ? (out.generated - 1) * 1e3 / decode_ms : 0.0, hr_finish_name(out.finish));
+    return out.finish == HR_FINISH_ERROR ? 1 : 0;
+}
+
+/* Splits the file into lines (a final newline ends the last one, not a new prompt). */
+static size_t split_lines(char *buf, size_t len, char ***lines) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += buf[i] == '\n';
+    if (len > 0 && buf[len - 1] != '\n') n++;
+    *lines = calloc(n ? n : 1, sizeof **lines);
+    if (!*lines) return 0;
+    size_t k = 0;
+    for (char *p = buf; k < n; k++) {
+        (*lines)[k] = p;
+        char *nl = strchr(p, '\n');
+        if (!nl) break;
+        *nl = '\0';
+        if (nl > p && nl[-1] == '\r') nl[-1] = '\0';
+        p = nl + 1;
+    }
+    return n;
+}
+
+static json_t *utf8_json_string(const char *s, size_t len) {
+    char *clean = malloc(3 * len + 1);
+    if (!clean) return json_string("");
+    size_t n = hr_utf8_sanitize(s, len, clean);
+    json_t *j = json_stringn(clean, n);
+    free(clean);
+    return j;
+}
+
+static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
+    hr_error err = {0};
+    char *buf;
+    size_t len;
+    if (hr_file_read_all(o->prompts_path, &buf, &len, &err) != HR_OK) {
+        fprintf(stderr, "headroom run: --prompts: %s\n", err.msg);
+        return 1;
+    }
+    char **lines;
+    size_t n = split_lines(buf, len, &lines);
+    run_output *outs = calloc(n ? n : 1, sizeof *outs);
+    hr_policy policy;
+    hr_policy_from_name(o->policy_name, &policy, &err);
+    double t0 = now_ms();
+    for (size_t i = 0; outs && i < n; i++) {
+        outs[i].vocab = m->vocab;
+        hr_budget budget = {.min_room = 1, .policy = policy};
+        if (submit_prompt(e, m, o, lines[i], &budget, &outs[i], &err) != HR_OK) {
+            outs[i].finish = HR_FINISH_ERROR;
+            snprintf(outs[i].error, sizeof outs[i].error, "%s", err.msg);
+        }
+    }
+    hr_engine_wait_idle(e);
+    double wall_ms = now_ms() - t0;
+    int64_t generated = 0;
+    int failed = 0;
+    for (size_t i = 0; outs && i < n; i++) {
+        json_t *obj = json_object();
+        json_object_set_new(obj, "index", json_integer((json_int_t)i));
+        json_object_set_new(obj, "prompt", utf8_json_string(lines[i], strlen(lines[i])));
+        json_object_set_new(obj, "text", utf8_json_string(outs[i].text ? outs[i].text : "", outs[i].len));
+        hr_finish f = outs[i].finish;
+        json_object_set_new(obj, "finish_reason", json_string(f == HR_FINISH_STOP ? "stop" : f == HR_FINISH_LENGTH ? "length" : "error"));
+        json_object_set_new(obj, "prompt_tokens", json_integer(outs[i].prompt_tokens));
+        json_object_set_new(obj, "completion_tokens", json_integer(outs[i].generated));
+        if (outs[i].error[0]) json_object_set_new(obj, "error", json_string(outs[i].error));
+        char *line = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+        if (line) puts(line);
+        free(line);
+        json_decref(obj);
+        generated += outs[i].generated;
+        failed += f == HR_FINISH_ERROR;
+        free(outs[i].text);
+    }
+    hr_engine_stats st;
+    hr_engine_stats_get(e, &st);
+    fprintf(stderr,
+            "headroom run: %zu prompts (%d refused), %lld tokens generated in %.0f ms (%.1f tokens/s); "
+            "window %d, pool %d blocks x %d tokens, peak %d blocks; %llu preemptions, %llu prefix-cache hit tokens\n",
+            n, failed, (long long)generated, wall_ms, wall_ms > 0 ? generated * 1e3 / wall_ms : 0.0, st.window,
+            st.blocks_total, st.block_tokens, st.blocks_used_peak, (unsigned long long)st.preemptions,
+            (unsigned long long)st.prefix_hit_tokens);
+    free(outs);
+    free(lines);
+    free(buf);
+    return failed ? 1 : 0;
+}
+
+int hr_cmd_run(int argc, char **argv) {
+    run_options o = {.prompt = "", .policy_name = "clamp", .kv_type_name = "f32", .n_predict = 256,
+                     .sampling = hr_sampling_default()};
+    int rc = parse_options(argc, argv, &o);
+    if (rc >= 0) return rc;
+    if (!o.seeded) o.sampling.seed = (uint64_t)time(NULL);
+    hr_error err = {0};
+    hr_policy policy;
+    hr_type kv_type;
+    if (hr_policy_from_name(o.policy_name, &policy, &err) != HR_OK ||
+        hr_type_from_name(o.kv_type_name, &kv_type, &err) != HR_OK || hr_sampling_validate(&o.sampling, &err) != HR_OK) {
+        fprintf(stderr, "headroom run: %s\n", err.msg);
+        return 2;
+    }
+    o.engine.kv_type = kv_type;
+    hr_model *model = NULL;
+    hr_engine *engine = NULL;
+    if (hr_model_load(&model, o.model_path, o.tokenizer_path, &err) != HR_OK ||
+        hr_engine_new(&engine, model, &o.engine, &err) != HR_OK) {
+        fprintf(stderr, "headroom run: %s\n", err.msg);
+        hr_model_free(model);
+        return 1;
+    }
+    rc = o.prompts_path ? run_batch(engine, model, &o) : run_single(engine, model, &o);
+    hr_engine_free(engine);
     hr_model_free(model);
     return rc;
 }

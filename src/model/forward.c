@@ -4,57 +4,68 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/ggml_type.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 
-hr_status hr_forward_state_new(hr_forward_state **out, const hr_model *m, int32_t n_ctx, hr_error *err) {
+struct hr_forward_ws {
+    int32_t max_tokens, max_ctx, n_threads;
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_tokens][width] each */
+    float *att;           /* [n_threads][max_ctx] attention scores */
+    float *rope_inv_freq; /* n_rot / 2 */
+    int32_t *logit_src;   /* [max_tokens] batch index of each logits row */
+};
+
+hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_tokens, int32_t max_ctx,
+                            hr_pool *pool, hr_error *err) {
     *out = NULL;
     const hr_hparams *hp = &m->hp;
-    if (n_ctx <= 0)
-        return hr_fail(err, HR_ERR_RANGE, "context size %d must be positive", n_ctx);
-    hr_forward_state *s = calloc(1, sizeof *s);
-    if (!s) return hr_fail(err, HR_ERR_NOMEM, "out of memory for the forward state");
-    s->n_ctx = n_ctx;
-    size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
-    size_t q_dim = (size_t)hp->n_head * hp->head_dim;
-    size_t cache = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
-    s->x = calloc((size_t)hp->n_embd, sizeof(float));
-    s->xb = calloc(q_dim > (size_t)hp->n_embd ? q_dim : (size_t)hp->n_embd, sizeof(float));
-    s->xb2 = calloc((size_t)hp->n_embd, sizeof(float));
-    s->q = calloc(q_dim, sizeof(float));
-    s->hb = calloc((size_t)hp->n_ff, sizeof(float));
-    s->hb2 = calloc((size_t)hp->n_ff, sizeof(float));
-    s->att = calloc((size_t)hp->n_head * (size_t)n_ctx, sizeof(float));
-    s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
-    s->key_cache = calloc(cache, sizeof(float));
-    s->value_cache = calloc(cache, sizeof(float));
-    s->rope_inv_freq = calloc((size_t)hp->n_rot / 2 + 1, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->hb || !s->hb2 || !s->att || !s->logits ||
-        !s->key_cache || !s->value_cache || !s->rope_inv_freq) {
-        hr_forward_state_free(s);
-        return hr_fail(err, HR_ERR_NOMEM, "out of memory for a %d-token KV cache (%zu MiB)", n_ctx,
-                       cache * 2 * sizeof(float) >> 20);
+    if (max_tokens <= 0 || max_ctx <= 0)
+        return hr_fail(err, HR_ERR_RANGE, "batch of %d tokens over %d positions makes no sense", max_tokens, max_ctx);
+    hr_forward_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return hr_fail(err, HR_ERR_NOMEM, "out of memory for the forward workspace");
+    ws->max_tokens = max_tokens;
+    ws->max_ctx = max_ctx;
+    ws->n_threads = hr_pool_threads(pool);
+    size_t T = (size_t)max_tokens, dim = (size_t)hp->n_embd;
+    size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    ws->x = malloc(T * dim * sizeof(float));
+    ws->xb = malloc(T * (q_dim > dim ? q_dim : dim) * sizeof(float));
+    ws->xb2 = malloc(T * dim * sizeof(float));
+    ws->q = malloc(T * q_dim * sizeof(float));
+    ws->k = malloc(T * kv_dim * sizeof(float));
+    ws->v = malloc(T * kv_dim * sizeof(float));
+    ws->hb = malloc(T * (size_t)hp->n_ff * sizeof(float));
+    ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
+    ws->att = malloc((size_t)ws->n_threads * (size_t)max_ctx * sizeof(float));
+    ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
+    ws->logit_src = malloc(T * sizeof(int32_t));
+    if (!ws->x || !ws->xb || !ws->xb2 || !ws->q || !ws->k || !ws->v || !ws->hb || !ws->hb2 || !ws->att ||
+        !ws->rope_inv_freq || !ws->logit_src) {
+        hr_forward_ws_free(ws);
+        return hr_fail(err, HR_ERR_NOMEM, "out of memory for a %d-token forward workspace", max_tokens);
     }
     /* theta_i = base^(-2i / n_rot), computed in f32 exactly as the reference does. */
     for (int32_t i = 0; i < hp->n_rot / 2; i++)
-        s->rope_inv_freq[i] = 1.0f / powf(hp->rope_freq_base, (float)(2 * i) / (float)hp->n_rot);
-    *out = s;
+        ws->rope_inv_freq[i] = 1.0f / powf(hp->rope_freq_base, (float)(2 * i) / (float)hp->n_rot);
+    *out = ws;
     return HR_OK;
 }
 
-void hr_forward_state_free(hr_forward_state *s) {
-    if (!s) return;
-    free(s->x);
-    free(s->xb);
-    free(s->xb2);
-    free(s->q);
-    free(s->hb);
-    free(s->hb2);
-    free(s->att);
-    free(s->logits);
-    free(s->key_cache);
-    free(s->value_cache);
-    free(s->rope_inv_freq);
-    free(s);
+void hr_forward_ws_free(hr_forward_ws *ws) {
+    if (!ws) return;
+    free(ws->x);
+    free(ws->xb);
+    free(ws->xb2);
+    free(ws->q);
+    free(ws->k);
+    free(ws->v);
+    free(ws->hb);
+    free(ws->hb2);
+    free(ws->att);
+    free(ws->rope_inv_freq);
+    free(ws->logit_src);
+    free(ws);
 }
 
 static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
@@ -64,6 +75,10 @@ static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float e
     ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int32_t i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
+}
+
+static void rmsnorm_rows(float *o, const float *x, const float *w, int32_t rows, int32_t n, float eps) {
+    for (int32_t t = 0; t < rows; t++) rmsnorm(o + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }
 
 static void softmax(float *x, int32_t n) {
@@ -80,8 +95,7 @@ static void softmax(float *x, int32_t n) {
 
 /* Rotates adjacent pairs (GGUF llama's "normal" RoPE order) of the first n_rot
  * dimensions of each head. */
-static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq,
-                 int32_t pos) {
+static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq, int32_t pos) {
     for (int32_t h = 0; h < n_heads; h++) {
         float *head = vec + (size_t)h * head_dim;
         for (int32_t i = 0; i < n_rot; i += 2) {
@@ -94,62 +108,107 @@ static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, c
     }
 }
 
-const float *hr_forward(const hr_model *m, hr_forward_state *s, int32_t token, int32_t pos) {
+typedef struct {
+    const hr_model *m;
+    hr_forward_ws *ws;
+    const hr_kv_pool *kv;
+    const hr_batch *b;
+    int32_t layer;
+} attention_job;
+
+/* One (token, head) pair at a time, interleaved across threads: the scores over every
+ * earlier position, softmax, and the weighted sum of values into xb. */
+static void attention_rows(void *ctx, int thread, int n_threads) {
+    const attention_job *job = ctx;
+    const hr_hparams *hp = &job->m->hp;
+    const hr_batch *b = job->b;
+    hr_forward_ws *ws = job->ws;
+    uint32_t type = hr_kv_pool_config(job->kv)->type;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    uint64_t head_bytes;
+    hr_type_row_bytes(type, (uint64_t)head_dim, &head_bytes);
+    /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
+    float score_div = sqrtf((float)head_dim);
+    float *att = ws->att + (size_t)thread * ws->max_ctx;
+    int32_t pairs = b->n_tokens * hp->n_head;
+    for (int32_t pair = thread; pair < pairs; pair += n_threads) {
+        int32_t t = pair / hp->n_head, h = pair % hp->n_head;
+        const hr_kv_seq *seq = b->seqs[t];
+        int32_t n_pos = b->pos[t] + 1;
+        const float *q = ws->q + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
+        size_t kv_off = (size_t)(h / group) * head_bytes;
+        for (int32_t j = 0; j < n_pos; j++)
+            att[j] = hr_kv_dot(type, hr_kv_row(job->kv, seq, job->layer, j, false) + kv_off, q, head_dim) /
+                     score_div;
+        softmax(att, n_pos);
+        float *out = ws->xb + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
+        memset(out, 0, (size_t)head_dim * sizeof(float));
+        for (int32_t j = 0; j < n_pos; j++)
+            hr_kv_axpy(type, att[j], hr_kv_row(job->kv, seq, job->layer, j, true) + kv_off, out, head_dim);
+    }
+}
+
+/* Stores row (kv_dim floats) in the cache's element type. */
+static void store_row(uint32_t type, const float *row, uint8_t *dst, int32_t n) {
+    if (type == HR_TYPE_F32) memcpy(dst, row, (size_t)n * sizeof(float));
+    else hr_quant_quantize_row(type, row, dst, n);
+}
+
+hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv, hr_pool *pool, const hr_batch *b,
+                           float *logits, hr_error *err) {
     const hr_hparams *hp = &m->hp;
-    if (token < 0 || token >= hp->n_vocab || pos < 0 || pos >= s->n_ctx) return NULL;
-    int32_t dim = hp->n_embd, head_dim = hp->head_dim;
-    int32_t kv_dim = hp->n_head_kv * head_dim;
-    int32_t group = hp->n_head / hp->n_head_kv; /* query heads per KV head */
-    float *x = s->x;
-    hr_tensor_row_f32(&m->tok_embd, token, x);
+    int32_t n = b->n_tokens, dim = hp->n_embd, head_dim = hp->head_dim;
+    int32_t q_dim = hp->n_head * head_dim, kv_dim = hp->n_head_kv * head_dim, ff = hp->n_ff;
+    uint32_t kv_type = hr_kv_pool_config(kv)->type;
+    if (n <= 0 || n > ws->max_tokens)
+        return hr_fail(err, HR_ERR_RANGE, "batch of %d tokens (workspace holds 1..%d)", n, ws->max_tokens);
+    int32_t n_logits = 0;
+    for (int32_t t = 0; t < n; t++) {
+        if (b->tokens[t] < 0 || b->tokens[t] >= hp->n_vocab)
+            return hr_fail(err, HR_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", b->tokens[t],
+                           hp->n_vocab - 1);
+        if (b->pos[t] < 0 || b->pos[t] >= ws->max_ctx || b->pos[t] >= b->seqs[t]->n_blocks * hr_kv_pool_config(kv)->block_tokens)
+            return hr_fail(err, HR_ERR_RANGE, "position %d has no KV slot reserved (workspace reads %d positions)",
+                           b->pos[t], ws->max_ctx);
+        if (b->want_logits[t]) ws->logit_src[n_logits++] = t;
+    }
+    for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hr_layer *ly = &m->layers[l];
-        size_t layer_off = (size_t)l * (size_t)s->n_ctx * (size_t)kv_dim;
-        s->k = s->key_cache + layer_off + (size_t)pos * kv_dim;
-        s->v = s->value_cache + layer_off + (size_t)pos * kv_dim;
-
-        rmsnorm(s->xb, x, ly->attn_norm.data, dim, hp->rms_eps);
-        hr_matvec(&ly->wq, s->xb, s->q);
-        hr_matvec(&ly->wk, s->xb, s->k);
-        hr_matvec(&ly->wv, s->xb, s->v);
-        rope(s->q, hp->n_head, head_dim, hp->n_rot, s->rope_inv_freq, pos);
-        rope(s->k, hp->n_head_kv, head_dim, hp->n_rot, s->rope_inv_freq, pos);
-
-        /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
-        float score_div = sqrtf((float)head_dim);
-        for (int32_t h = 0; h < hp->n_head; h++) {
-            const float *q = s->q + (size_t)h * head_dim;
-            float *att = s->att + (size_t)h * s->n_ctx;
-            size_t kv_off = (size_t)(h / group) * head_dim;
-            for (int32_t t = 0; t <= pos; t++) {
-                const float *k = s->key_cache + layer_off + (size_t)t * kv_dim + kv_off;
-                float score = 0.0f;
-                for (int32_t i = 0; i < head_dim; i++) score += q[i] * k[i];
-                att[t] = score / score_div;
-            }
-            softmax(att, pos + 1);
-            float *out = s->xb + (size_t)h * head_dim;
-            memset(out, 0, (size_t)head_dim * sizeof(float));
-            for (int32_t t = 0; t <= pos; t++) {
-                const float *v = s->value_cache + layer_off + (size_t)t * kv_dim + kv_off;
-                for (int32_t i = 0; i < head_dim; i++) out[i] += att[t] * v[i];
-            }
+        rmsnorm_rows(ws->xb, ws->x, ly->attn_norm.data, n, dim, hp->rms_eps);
+        hr_matmul(pool, &ly->wq, ws->xb, n, ws->q);
+        hr_matmul(pool, &ly->wk, ws->xb, n, ws->k);
+        hr_matmul(pool, &ly->wv, ws->xb, n, ws->v);
+        /* Every token's K/V is in the cache before any attention reads it, so tokens of
+         * one prompt chunk see each other. */
+        for (int32_t t = 0; t < n; t++) {
+            float *kt = ws->k + (size_t)t * kv_dim;
+            rope(ws->q + (size_t)t * q_dim, hp->n_head, head_dim, hp->n_rot, ws->rope_inv_freq, b->pos[t]);
+            rope(kt, hp->n_head_kv, head_dim, hp->n_rot, ws->rope_inv_freq, b->pos[t]);
+            store_row(kv_type, kt, hr_kv_row(kv, b->seqs[t], l, b->pos[t], false), kv_dim);
+            store_row(kv_type, ws->v + (size_t)t * kv_dim, hr_kv_row(kv, b->seqs[t], l, b->pos[t], true), kv_dim);
         }
-        hr_matvec(&ly->wo, s->xb, s->xb2);
-        for (int32_t i = 0; i < dim; i++) x[i] += s->xb2[i];
+        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l};
+        hr_pool_run(pool, attention_rows, &job);
+        hr_matmul(pool, &ly->wo, ws->xb, n, ws->xb2);
+        for (size_t i = 0; i < (size_t)n * dim; i++) ws->x[i] += ws->xb2[i];
 
-        rmsnorm(s->xb, x, ly->ffn_norm.data, dim, hp->rms_eps);
-        hr_matvec(&ly->ffn_gate, s->xb, s->hb);
-        hr_matvec(&ly->ffn_up, s->xb, s->hb2);
-        for (int32_t i = 0; i < hp->n_ff; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g * (1.0f / (1.0f + expf(-g))) * s->hb2[i];
+        rmsnorm_rows(ws->xb, ws->x, ly->ffn_norm.data, n, dim, hp->rms_eps);
+        hr_matmul(pool, &ly->ffn_gate, ws->xb, n, ws->hb);
+        hr_matmul(pool, &ly->ffn_up, ws->xb, n, ws->hb2);
+        for (size_t i = 0; i < (size_t)n * ff; i++) {
+            float g = ws->hb[i];
+            ws->hb[i] = g * (1.0f / (1.0f + expf(-g))) * ws->hb2[i];
         }
-        hr_matvec(&ly->ffn_down, s->hb, s->xb2);
-        for (int32_t i = 0; i < dim; i++) x[i] += s->xb2[i];
+        hr_matmul(pool, &ly->ffn_down, ws->hb, n, ws->xb2);
+        for (size_t i = 0; i < (size_t)n * dim; i++) ws->x[i] += ws->xb2[i];
     }
-    rmsnorm(x, x, m->output_norm.data, dim, hp->rms_eps);
-    hr_matvec(&m->output, x, s->logits);
-    return s->logits;
+    if (n_logits == 0) return HR_OK;
+    /* Only the rows that will be sampled go through the classifier. */
+    for (int32_t r = 0; r < n_logits; r++)
+        rmsnorm(ws->xb + (size_t)r * dim, ws->x + (size_t)ws->logit_src[r] * dim, m->output_norm.data, dim,
+                hp->rms_eps);
+    hr_matmul(pool, &m->output, ws->xb, n_logits, logits);
+    return HR_OK;
 }

@@ -1,32 +1,39 @@
-/* model/forward — the llama forward pass for one sequence, one token at a time:
- * embedding, RMSNorm, RoPE, grouped-query attention, SwiGLU, classifier.
+/* model/forward — the llama forward pass over a batch of tokens from many sequences at
+ * different positions: embedding, RMSNorm, RoPE, grouped-query attention that reads
+ * K/V through each sequence's block table, SwiGLU, classifier.
  *
- * Owns: hr_forward_state, every buffer one sequence needs (activations and a
- * contiguous KV cache of n_ctx positions), allocated once by hr_forward_state_new.
- * Must not: allocate per token, sample, or know about requests. */
+ * Owns: hr_forward_ws, the activation buffers for batches of up to max_tokens tokens,
+ * allocated once by hr_forward_ws_new.
+ * Must not: allocate per step, choose which tokens to run (the scheduler does), or
+ * reserve KV blocks (the caller has made every written position writable). */
 #ifndef HR_MODEL_FORWARD_H
 #define HR_MODEL_FORWARD_H
 
+#include "kernels/threadpool.h"
+#include "kv/kv_cache.h"
 #include "model/model.h"
 
+typedef struct hr_forward_ws hr_forward_ws;
+
+/* max_tokens: tokens per batch; max_ctx: the longest sequence attention will read;
+ * pool: the threads the batches will run on (NULL: the caller's thread). */
+hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_tokens, int32_t max_ctx,
+                            hr_pool *pool, hr_error *err);
+void hr_forward_ws_free(hr_forward_ws *ws);
+
 typedef struct {
-    int32_t n_ctx;       /* positions the KV cache holds */
-    float *x, *xb, *xb2; /* residual stream and scratch, n_embd each */
-    float *q;            /* n_head * head_dim */
-    float *k, *v;        /* views into the caches at the current position */
-    float *hb, *hb2;     /* n_ff each */
-    float *att;          /* n_head * n_ctx attention scores */
-    float *logits;       /* n_vocab */
-    float *key_cache, *value_cache; /* n_layer * n_ctx * kv_dim */
-    float *rope_inv_freq; /* n_rot / 2 inverse frequencies */
-} hr_forward_state;
+    int32_t n_tokens;
+    const int32_t *tokens;      /* [n_tokens] */
+    const int32_t *pos;         /* [n_tokens] position of each token in its sequence */
+    hr_kv_seq *const *seqs;     /* [n_tokens] the sequence each token belongs to */
+    const bool *want_logits;    /* [n_tokens] whether this token's logits are needed */
+} hr_batch;
 
-hr_status hr_forward_state_new(hr_forward_state **out, const hr_model *m, int32_t n_ctx, hr_error *err);
-void hr_forward_state_free(hr_forward_state *s);
-
-/* Runs token at position pos (0 <= pos < n_ctx; the caller's budget guarantees it) and
- * returns the logits, valid until the next call. Returns NULL for an out-of-range token
- * or position, so a caller bug cannot write outside the cache. */
-const float *hr_forward(const hr_model *m, hr_forward_state *s, int32_t token, int32_t pos);
+/* Runs the batch: writes every token's K/V at its position and fills one logits row
+ * (n_vocab floats) per token that wants them, in batch order. Within a sequence, tokens must be in
+ * position order; a token attends to every earlier position of its sequence, including
+ * those written by this same batch. */
+hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv, hr_pool *pool, const hr_batch *b,
+                           float *logits, hr_error *err);
 
 #endif

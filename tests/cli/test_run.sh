@@ -134,3 +134,41 @@ test_synth_copies_a_real_vocabulary() {
         fail $name "$(cat "$TMP/e" "$TMP/e2" 2>/dev/null)"
     fi
 }
+
+# Each prompt of a batch must continue exactly as it does alone.
+check_batch_equals_alone() {
+    local name=$1
+    shift
+    printf '%s\n' "Once upon a time" "The little dog" "Lily and Tom went to the park" "Tim said, \"Hello!\" and" \
+        "One day, a big cat" "The sun was shining" "Sam had a red ball" "A bird sat on a tree" >"$TMP/prompts.txt"
+    local m="$ASSETS/models/stories260K.gguf"
+    if ! "$HR" run -m "$m" --prompts "$TMP/prompts.txt" -n 40 --temp 0 "$@" >"$TMP/batch.jsonl" 2>"$TMP/batch.err"; then
+        fail "$name" "batch run failed: $(cat "$TMP/batch.err")"
+        return
+    fi
+    local bad=()
+    local i=0
+    while IFS= read -r prompt; do
+        "$HR" run -m "$m" -p "$prompt" -n 40 --temp 0 >"$TMP/alone.txt" 2>/dev/null
+        local got
+        got=$(jq -j --argjson i "$i" --arg p "$prompt" \
+            'select(.index == $i) | if .prompt == $p then .prompt + .text else "prompt mismatch" end' "$TMP/batch.jsonl")
+        [ "$got" = "$(cat "$TMP/alone.txt")" ] || bad+=("prompt $i: batch '${got:0:60}' vs alone '$(head -c 60 "$TMP/alone.txt")'")
+        i=$((i + 1))
+    done <"$TMP/prompts.txt"
+    [ "$(wc -l <"$TMP/batch.jsonl")" -eq 8 ] || bad+=("expected 8 JSON lines, got $(wc -l <"$TMP/batch.jsonl")")
+    if [ ${#bad[@]} -eq 0 ]; then pass "$name"; else fail "$name" "${bad[@]}"; fi
+}
+
+test_run_prompts_batch_equals_each_alone() {
+    need_asset run_prompts_batch_equals_each_alone models/stories260K.gguf || return
+    check_batch_equals_alone run_prompts_batch_equals_each_alone --parallel 8
+}
+
+test_run_prompts_small_pool_preempts_and_output_is_unchanged() {
+    local name=run_prompts_small_pool_preempts_and_output_is_unchanged
+    need_asset $name models/stories260K.gguf || return
+    # 10 blocks of 16 tokens (1280 bytes per token for this model) for 8 sequences of ~50 tokens
+    check_batch_equals_alone $name --parallel 8 --kv-mem 204800
+    grep -Eq "[1-9][0-9]* preemptions" "$TMP/batch.err" || fail "$name (preemption)" "no preemption reported: $(cat "$TMP/batch.err")"
+}

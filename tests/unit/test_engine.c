@@ -1,0 +1,310 @@
+/* The paged KV cache and the continuous-batching engine: batching and preemption never
+ * change what a sequence generates, the pool's invariants hold after every step of a
+ * random workload, and the prefix cache reuses blocks without changing output. */
+#include <stdlib.h>
+
+#include "base/file.h"
+#include "base/rng.h"
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "formats/ggml_type.h"
+#include "kv/kv_cache.h"
+#include "test.h"
+#include "tokenizer/tokenize.h"
+
+enum { MAX_OUT = 600 };
+
+typedef struct {
+    int32_t tokens[MAX_OUT];
+    int32_t n;
+    hr_finish finish;
+    bool finished;
+} output;
+
+static void collect_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, const char *error) {
+    output *o = ctx;
+    (void)id;
+    (void)error;
+    if (finish != HR_FINISH_NONE) {
+        o->finish = finish;
+        o->finished = true;
+    } else if (o->n < MAX_OUT) {
+        o->tokens[o->n++] = token;
+    }
+}
+
+static bool collect_token(void *ctx, int32_t token) {
+    output *o = ctx;
+    if (o->n < MAX_OUT) o->tokens[o->n++] = token;
+    return true;
+}
+
+static const char *const PROMPTS[8] = {
+    "Once upon a time",  "The little dog",        "Lily and Tom went to the park", "Tim said, \"Hello!\" and",
+    "One day, a big cat", "The sun was shining",  "Sam had a red ball",            "A bird sat on a tree",
+};
+
+static hr_model *load_stories(hr_test_ctx *t) {
+    const char *path = hr_test_asset(t, "models/stories260K.gguf");
+    if (!path) return NULL;
+    hr_model *m = NULL;
+    hr_error err = {0};
+    if (hr_model_load(&m, path, NULL, &err) != HR_OK) hr_test_failf(t, __FILE__, __LINE__, "%s", err.msg);
+    return m;
+}
+
+static hr_status encode(const hr_model *m, const char *text, hr_tokens *out, hr_error *err) {
+    return hr_tok_encode(m->vocab, text, strlen(text), HR_TOK_ADD_SPECIAL, out, err);
+}
+
+/* Runs the 8 prompts together on an engine with cfg and compares with each alone. */
+static void check_batched_equals_alone(hr_test_ctx *t, hr_model *m, hr_engine_config cfg, bool expect_preemption) {
+    hr_sampling greedy = hr_sampling_default();
+    greedy.temperature = 0.0f;
+    static output alone[8], together[8];
+    memset(alone, 0, sizeof alone);
+    memset(together, 0, sizeof together);
+    hr_tokens prompts[8] = {{0}};
+    hr_error err = {0};
+    hr_engine *e = NULL;
+    hr_status st = HR_OK;
+    for (int i = 0; i < 8 && st == HR_OK; i++) {
+        st = encode(m, PROMPTS[i], &prompts[i], &err);
+        hr_gen_stats stats;
+        if (st == HR_OK)
+            st = hr_generate(m, prompts[i].ids, prompts[i].count, 48, &greedy, collect_token, &alone[i], &stats, &err);
+    }
+    if (st == HR_OK) st = hr_engine_new(&e, m, &cfg, &err);
+    for (int i = 0; i < 8 && st == HR_OK; i++) {
+        hr_request r = {.prompt = prompts[i].ids, .n_prompt = (int32_t)prompts[i].count, .max_new_tokens = 48,
+                        .sampling = greedy, .on_event = collect_event, .ctx = &together[i]};
+        st = hr_engine_submit(e, &r, NULL, &err);
+    }
+    int steps = 0;
+    while (st == HR_OK && !cfg.threaded && hr_engine_step(e) && steps++ < 100000) st = hr_engine_check(e, &err);
+    if (st == HR_OK && cfg.threaded) hr_engine_wait_idle(e);
+    hr_engine_stats stats = {0};
+    if (e) hr_engine_stats_get(e, &stats);
+    hr_engine_free(e);
+    for (int i = 0; i < 8; i++) hr_tokens_free(&prompts[i]);
+    HR_CHECK_OK(st, &err);
+    for (int i = 0; i < 8; i++) {
+        HR_CHECKF(together[i].finished, "prompt %d never finished", i);
+        HR_CHECKF(alone[i].n > 0, "prompt %d generated nothing alone", i);
+        HR_CHECKF(together[i].n == alone[i].n && memcmp(together[i].tokens, alone[i].tokens,
+                                                        (size_t)alone[i].n * sizeof(int32_t)) == 0,
+                  "prompt %d: %d tokens together vs %d alone, or different ids", i, together[i].n, alone[i].n);
+    }
+    if (expect_preemption) HR_CHECKF(stats.preemptions > 0, "no preemption happened with a pool of %d blocks", stats.blocks_total);
+    HR_CHECKF(stats.blocks_used_peak <= stats.blocks_total, "peak %d blocks of %d", stats.blocks_used_peak, stats.blocks_total);
+}
+
+HR_TEST(engine_eight_sequences_together_equal_each_alone) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    hr_engine_config cfg = {.parallel = 8, .kv_type = HR_TYPE_F32};
+    check_batched_equals_alone(t, m, cfg, false);
+    hr_model_free(m);
+}
+
+HR_TEST(engine_threaded_small_chunks_equal_each_alone) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    hr_engine_config cfg = {.parallel = 8, .kv_type = HR_TYPE_F32, .threaded = true, .max_batch_tokens = 8};
+    check_batched_equals_alone(t, m, cfg, false);
+    hr_model_free(m);
+}
+
+HR_TEST(engine_preempts_when_the_pool_is_small_and_output_is_unchanged) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    uint64_t block_bytes = hr_kv_bytes_per_token(m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, HR_TYPE_F32) * 16;
+    /* 10 blocks hold 160 tokens: the 8 sequences need about 8 x 60. */
+    hr_engine_config cfg = {.parallel = 8, .kv_type = HR_TYPE_F32, .kv_mem_bytes = 10 * block_bytes};
+    check_batched_equals_alone(t, m, cfg, true);
+    hr_model_free(m);
+}
+
+HR_TEST(engine_refuses_what_can_never_fit_with_numbers) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    hr_engine_config cfg = {.parallel = 2, .ctx_size = 64, .kv_type = HR_TYPE_F32};
+    hr_engine *e;
+    hr_error err = {0};
+    HR_CHECK_OK(hr_engine_new(&e, m, &cfg, &err), &err);
+    int32_t prompt[60];
+    for (int i = 0; i < 60; i++) prompt[i] = 100 + i;
+    hr_request r = {.prompt = prompt, .n_prompt = 60, .max_new_tokens = 10, .sampling = hr_sampling_default()};
+    hr_status st = hr_engine_submit(e, &r, NULL, &err);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", err.msg);
+    r.max_new_tokens = 0;
+    hr_status st0 = hr_engine_submit(e, &r, NULL, &err);
+    r.max_new_tokens = 4;
+    prompt[3] = 100000;
+    hr_status st_bad = hr_engine_submit(e, &r, NULL, &err);
+    hr_engine_free(e);
+    hr_model_free(m);
+    HR_CHECK_EQ_INT(st, HR_ERR_RANGE);
+    HR_CHECKF(strstr(msg, "60 prompt + 10 new tokens exceed the 64-token window"), "message: %s", msg);
+    HR_CHECK_EQ_INT(st0, HR_ERR_INVALID);
+    HR_CHECK_EQ_INT(st_bad, HR_ERR_RANGE);
+}
+
+HR_TEST(engine_random_workload_keeps_invariants_and_leaks_nothing) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    hr_engine_config cfg = {.parallel = 6, .ctx_size = 96, .block_tokens = 4, .max_batch_tokens = 24,
+                            .kv_type = HR_TYPE_F32};
+    uint64_t block_bytes = hr_kv_bytes_per_token(m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, HR_TYPE_F32) * 4;
+    cfg.kv_mem_bytes = 30 * block_bytes;
+    hr_engine *e;
+    hr_error err = {0};
+    HR_CHECK_OK(hr_engine_new(&e, m, &cfg, &err), &err);
+    enum { N_REQ = 300 };
+    static output outs[N_REQ];
+    memset(outs, 0, sizeof outs);
+    uint64_t ids[N_REQ] = {0};
+    int submitted = 0;
+    hr_rng rng;
+    hr_rng_seed(&rng, 2024);
+    hr_status st = HR_OK;
+    /* A few shared prompt stems make the prefix cache and copy-on-write take part. */
+    int32_t stems[3][40];
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 40; i++) stems[s][i] = i == 0 ? 1 : 3 + (int32_t)(hr_rng_u64(&rng) % 500);
+    int ops = 0;
+    hr_engine_stats stats = {0};
+    for (; ops < 3000 && st == HR_OK; ops++) {
+        uint64_t dice = hr_rng_u64(&rng) % 10;
+        if (dice < 3 && submitted < N_REQ) {
+            int32_t prompt[64];
+            int32_t n = 1 + (int32_t)(hr_rng_u64(&rng) % 60);
+            int stem = (int)(hr_rng_u64(&rng) % 4);
+            for (int32_t i = 0; i < n; i++)
+                prompt[i] = stem < 3 && i < 40 ? stems[stem][i] : 3 + (int32_t)(hr_rng_u64(&rng) % 500);
+            hr_request r = {.prompt = prompt, .n_prompt = n,
+                            .max_new_tokens = 1 + (int32_t)(hr_rng_u64(&rng) % (uint64_t)(96 - n)),
+                            .sampling = hr_sampling_default(), .on_event = collect_event, .ctx = &outs[submitted]};
+            r.sampling.seed = (uint64_t)submitted;
+            st = hr_engine_submit(e, &r, &ids[submitted], &err);
+            submitted++;
+        } else if (dice < 4 && submitted > 0) {
+            hr_engine_cancel(e, ids[hr_rng_u64(&rng) % (uint64_t)submitted]);
+        } else {
+            hr_engine_step(e);
+            st = hr_engine_check(e, &err);
+            hr_engine_stats_get(e, &stats);
+            if (st == HR_OK && stats.blocks_used > stats.blocks_total)
+                st = hr_fail(&err, HR_ERR_INVALID, "%d blocks used of %d", stats.blocks_used, stats.blocks_total);
+        }
+    }
+    while (st == HR_OK && hr_engine_step(e)) st = hr_engine_check(e, &err);
+    hr_engine_stats_get(e, &stats);
+    hr_engine_free(e);
+    hr_model_free(m);
+    HR_CHECK_OK(st, &err);
+    int cancelled = 0;
+    for (int i = 0; i < submitted; i++) {
+        HR_CHECKF(outs[i].finished, "request %d never finished", i);
+        cancelled += outs[i].finish == HR_FINISH_CANCELLED;
+    }
+    HR_CHECKF(stats.blocks_used == 0, "%d blocks still owned after every request finished", stats.blocks_used);
+    HR_CHECKF(cancelled > 0 && cancelled < submitted, "%d of %d cancelled: the workload is not mixed", cancelled, submitted);
+    HR_CHECKF(stats.preemptions > 0, "the random workload never preempted (pool too large?)");
+    HR_CHECKF(stats.prefix_hit_tokens > 0, "the shared stems never hit the prefix cache");
+}
+
+HR_TEST(engine_prefix_cache_reuses_a_200_token_prefix_with_same_output) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    HR_ASSET(story_path, "ref/llama2c/case0.txt");
+    char *story;
+    size_t story_len;
+    hr_error err = {0};
+    HR_CHECK_OK(hr_file_read_all(story_path, &story, &story_len, &err), &err);
+    hr_tokens ids = {0};
+    hr_status st = hr_tok_encode(m->vocab, story, story_len, HR_TOK_ADD_SPECIAL, &ids, &err);
+    free(story);
+    HR_CHECK_OK(st, &err);
+    HR_CHECKF(ids.count > 220, "story has only %zu tokens", ids.count);
+    int32_t first[210], second[210];
+    memcpy(first, ids.ids, 200 * sizeof(int32_t));
+    memcpy(second, ids.ids, 200 * sizeof(int32_t));
+    for (int i = 200; i < 210; i++) {
+        first[i] = ids.ids[i];
+        second[i] = ids.ids[i + 10];
+    }
+    hr_tokens_free(&ids);
+    hr_sampling greedy = hr_sampling_default();
+    greedy.temperature = 0.0f;
+    static output with_cache[2], without_cache;
+    memset(with_cache, 0, sizeof with_cache);
+    memset(&without_cache, 0, sizeof without_cache);
+    hr_engine_config cfg = {.parallel = 2, .kv_type = HR_TYPE_F32};
+    hr_engine *e;
+    HR_CHECK_OK(hr_engine_new(&e, m, &cfg, &err), &err);
+    hr_request r = {.prompt = first, .n_prompt = 210, .max_new_tokens = 30, .sampling = greedy,
+                    .on_event = collect_event, .ctx = &with_cache[0]};
+    st = hr_engine_submit(e, &r, NULL, &err);
+    if (st == HR_OK) hr_engine_wait_idle(e);
+    r.prompt = second;
+    r.ctx = &with_cache[1];
+    if (st == HR_OK) st = hr_engine_submit(e, &r, NULL, &err);
+    if (st == HR_OK) hr_engine_wait_idle(e);
+    hr_engine_stats stats;
+    hr_engine_stats_get(e, &stats);
+    hr_engine_free(e);
+    cfg.no_prefix_cache = true;
+    if (st == HR_OK) st = hr_engine_new(&e, m, &cfg, &err);
+    r.ctx = &without_cache;
+    if (st == HR_OK) st = hr_engine_submit(e, &r, NULL, &err);
+    if (st == HR_OK) {
+        hr_engine_wait_idle(e);
+        hr_engine_free(e);
+    }
+    hr_model_free(m);
+    HR_CHECK_OK(st, &err);
+    /* 200 shared tokens fill 12 blocks of 16 (192 tokens). */
+    HR_CHECKF(stats.prefix_hit_tokens >= 192, "prefix cache hit %llu tokens", (unsigned long long)stats.prefix_hit_tokens);
+    HR_CHECKF(with_cache[1].n == without_cache.n &&
+                  memcmp(with_cache[1].tokens, without_cache.tokens, (size_t)without_cache.n * sizeof(int32_t)) == 0,
+              "output with the prefix cache (%d tokens) differs from without (%d)", with_cache[1].n, without_cache.n);
+}
+
+HR_TEST(kv_copy_on_write_when_a_shared_block_is_written) {
+    hr_kv_config c = {.n_layer = 2, .kv_dim = 8, .head_dim = 8, .block_tokens = 4, .n_blocks = 6, .type = HR_TYPE_F32};
+    hr_kv_pool *p;
+    hr_error err = {0};
+    HR_CHECK_OK(hr_kv_pool_new(&p, &c, &err), &err);
+    hr_kv_seq a, b;
+    int32_t tokens[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    hr_status st = hr_kv_seq_init(&a, p, 12, &err);
+    if (st == HR_OK) st = hr_kv_seq_init(&b, p, 12, &err);
+    if (st == HR_OK) st = hr_kv_seq_reserve(p, &a, 8, &err);
+    for (int32_t pos = 0; st == HR_OK && pos < 8; pos++)
+        for (int32_t l = 0; l < 2; l++) ((float *)hr_kv_row(p, &a, l, pos, false))[0] = (float)(100 * l + pos);
+    if (st == HR_OK) hr_kv_seq_commit(p, &a, tokens, 8);
+    int32_t reused = st == HR_OK ? hr_kv_seq_reuse_prefix(p, &b, tokens, 8) : -1;
+    int32_t shared = b.blocks[1];
+    int32_t needed = hr_kv_blocks_needed(p, &b, 1);
+    if (st == HR_OK) st = hr_kv_seq_reserve(p, &b, 1, &err);
+    const hr_kv_seq *seqs[2] = {&a, &b};
+    hr_status check = st == HR_OK ? hr_kv_check(p, seqs, 2, &err) : st;
+    float copied = ((float *)hr_kv_row(p, &b, 1, 6, false))[0];
+    bool distinct = b.blocks[1] != a.blocks[1] && b.blocks[0] == a.blocks[0];
+    hr_kv_seq_free(p, &a);
+    hr_kv_seq_free(p, &b);
+    hr_kv_stats ks;
+    hr_kv_pool_stats(p, &ks);
+    hr_kv_pool_free(p);
+    HR_CHECK_OK(st, &err);
+    HR_CHECK_OK(check, &err);
+    HR_CHECK_EQ_INT(reused, 7); /* the whole prompt was cached: the last token is recomputed */
+    HR_CHECK_EQ_INT(shared, 1);
+    HR_CHECK_EQ_INT(needed, 1);
+    HR_CHECKF(distinct, "the written block was not copied");
+    HR_CHECKF(copied == 106.0f, "copied block holds %g, want 106", (double)copied);
+    HR_CHECK_EQ_INT(ks.blocks_used, 0);
+    HR_CHECK_EQ_INT(ks.blocks_cached, 2);
+}
