@@ -25,7 +25,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 
 SETUP_STAMP := build/.setup-done
 
-.PHONY: all release asan run test setup clean
+.PHONY: all release asan run test setup clean bench
 all: release
 
 $(SETUP_STAMP): scripts/setup.sh
@@ -72,6 +72,16 @@ run: release
 
 test: release asan
 	@HEADROOM_ASSETS="$(ASSETS)" bash tests/run.sh
+
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
+
+build/release/bench/%: bench/%.c build/release/libheadroom.a
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(BASEFLAGS) $(PKGCFLAGS) $(RELEASE_FLAGS) -o $@ $< build/release/libheadroom.a $(LDLIBS)
+
+bench: $(BENCH_BIN)
 
 clean:
 	rm -rf build/release build/asan
