@@ -9,7 +9,7 @@ ASSETS  ?= $(if $(HEADROOM_ASSETS),$(HEADROOM_ASSETS),../shared)
 MODEL   ?= $(ASSETS)/models/stories260K.gguf
 PROMPT  ?= Once upon a time
 
-PKGS      := jansson libpcre2-8 libutf8proc
+PKGS      := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASEFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -pthread
 PKGCFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
