@@ -1,5 +1,5 @@
 # headroom — build, test and run.
-#   make            release build: build/release/headroom
+#   make            release build: build/release/headroom (BUILD=dir to build elsewhere)
 #   make run        set up the machine, build, and generate text with the default model
 #   make test       set up the machine, build release + ASan/UBSan, run every test
 #   make asan       sanitizer build: build/asan/headroom
@@ -23,38 +23,39 @@ LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 
-SETUP_STAMP := build/.setup-done
+BUILD ?= build
+SETUP_STAMP := $(BUILD)/.setup-done
 
 .PHONY: all release asan run test setup clean bench
 all: release
 
 $(SETUP_STAMP): scripts/setup.sh
 	@bash scripts/setup.sh
-	@mkdir -p build && touch $@
+	@mkdir -p $(BUILD) && touch $@
 
 setup: $(SETUP_STAMP)
 
 # One set of rules per build flavour.
 define flavour
-$(1)_OBJ      := $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
-$(1)_CLI_OBJ  := $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRC))
-$(1)_TEST_OBJ := $$(patsubst %.c,build/$(1)/%.o,$$(TEST_SRC))
+$(1)_OBJ      := $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(LIB_SRC))
+$(1)_CLI_OBJ  := $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(CLI_SRC))
+$(1)_TEST_OBJ := $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(TEST_SRC))
 
-build/$(1)/%.o: %.c $(SETUP_STAMP)
+$(BUILD)/$(1)/%.o: %.c $(SETUP_STAMP)
 	@mkdir -p $$(dir $$@)
 	@echo "  CC [$(1)] $$<"
 	@$$(CC) $$(BASEFLAGS) $$(PKGCFLAGS) $(2) -MMD -MP -c $$< -o $$@
 
-build/$(1)/libheadroom.a: $$($(1)_OBJ)
+$(BUILD)/$(1)/libheadroom.a: $$($(1)_OBJ)
 	@rm -f $$@
 	@echo "  AR $$@"
 	@ar rcs $$@ $$^
 
-build/$(1)/headroom: $$($(1)_CLI_OBJ) build/$(1)/libheadroom.a
+$(BUILD)/$(1)/headroom: $$($(1)_CLI_OBJ) $(BUILD)/$(1)/libheadroom.a
 	@echo "  LD $$@"
 	@$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
 
-build/$(1)/test_unit: $$($(1)_TEST_OBJ) build/$(1)/libheadroom.a
+$(BUILD)/$(1)/test_unit: $$($(1)_TEST_OBJ) $(BUILD)/$(1)/libheadroom.a
 	@echo "  LD $$@"
 	@$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
 
@@ -64,24 +65,24 @@ endef
 $(eval $(call flavour,release,$(RELEASE_FLAGS)))
 $(eval $(call flavour,asan,$(ASAN_FLAGS)))
 
-release: build/release/headroom build/release/test_unit
-asan: build/asan/headroom build/asan/test_unit
+release: $(BUILD)/release/headroom $(BUILD)/release/test_unit
+asan: $(BUILD)/asan/headroom $(BUILD)/asan/test_unit
 
 run: release
-	./build/release/headroom run -m "$(MODEL)" -p "$(PROMPT)" -n 200
+	./$(BUILD)/release/headroom run -m "$(MODEL)" -p "$(PROMPT)" -n 200
 
 test: release asan
-	@HEADROOM_ASSETS="$(ASSETS)" bash tests/run.sh
+	@HEADROOM_ASSETS="$(ASSETS)" BUILD="$(BUILD)" bash tests/run.sh
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
-BENCH_BIN := $(patsubst bench/%.c,build/release/bench/%,$(BENCH_SRC))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/release/bench/%,$(BENCH_SRC))
 
-build/release/bench/%: bench/%.c build/release/libheadroom.a
+$(BUILD)/release/bench/%: bench/%.c $(BUILD)/release/libheadroom.a
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
-	@$(CC) $(BASEFLAGS) $(PKGCFLAGS) $(RELEASE_FLAGS) -o $@ $< build/release/libheadroom.a $(LDLIBS)
+	@$(CC) $(BASEFLAGS) $(PKGCFLAGS) $(RELEASE_FLAGS) -o $@ $< $(BUILD)/release/libheadroom.a $(LDLIBS)
 
 bench: $(BENCH_BIN)
 
 clean:
-	rm -rf build/release build/asan
+	rm -rf $(BUILD)/release $(BUILD)/asan

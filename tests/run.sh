@@ -40,9 +40,10 @@ run_suite() {
     fi
 }
 
+build=${BUILD:-build}
 for flavour in release asan; do
-    run_suite "unit tests ($flavour)" "build/$flavour/test_unit"
-    run_suite "cli tests ($flavour)" env HEADROOM_BIN="build/$flavour/headroom" bash tests/cli/run_all.sh
+    run_suite "unit tests ($flavour)" "$build/$flavour/test_unit"
+    run_suite "cli tests ($flavour)" env HEADROOM_BIN="$build/$flavour/headroom" bash tests/cli/run_all.sh
 done
 
 echo

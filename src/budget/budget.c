@@ -2,13 +2,18 @@
 
 #include <string.h>
 
-const char *hr_policy_name(hr_policy p) { return p == HR_POLICY_REJECT ? "reject" : "clamp"; }
+static const char *const POLICY_NAMES[] = {"clamp", "reject", "truncate", "summarize"};
+
+const char *hr_policy_name(hr_policy p) { return (unsigned)p < 4 ? POLICY_NAMES[p] : "clamp"; }
 
 hr_status hr_policy_from_name(const char *name, hr_policy *out, hr_error *err) {
-    if (strcmp(name, "clamp") == 0) *out = HR_POLICY_CLAMP;
-    else if (strcmp(name, "reject") == 0) *out = HR_POLICY_REJECT;
-    else return hr_fail(err, HR_ERR_INVALID, "unknown context policy '%s' (known: clamp, reject)", name);
-    return HR_OK;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, POLICY_NAMES[i]) == 0) {
+            *out = (hr_policy)i;
+            return HR_OK;
+        }
+    return hr_fail(err, HR_ERR_INVALID, "unknown context policy '%s' (known: clamp, reject, truncate, summarize)",
+                   name);
 }
 
 hr_status hr_budget_apply(hr_budget *b, hr_error *err) {

@@ -12,7 +12,9 @@
 
 #include "base/error.h"
 
-typedef enum { HR_POLICY_CLAMP, HR_POLICY_REJECT } hr_policy;
+/* reject and clamp are decided here; truncate and summarize change the prompt first
+ * (budget/fit) and then clamp. */
+typedef enum { HR_POLICY_CLAMP, HR_POLICY_REJECT, HR_POLICY_TRUNCATE, HR_POLICY_SUMMARIZE } hr_policy;
 
 typedef struct {
     int64_t window;          /* tokens the sequence may hold in all */

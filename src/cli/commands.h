@@ -9,6 +9,7 @@
 int hr_cmd_run(int argc, char **argv);
 int hr_cmd_convert(int argc, char **argv);
 int hr_cmd_synth(int argc, char **argv);
+int hr_cmd_serve(int argc, char **argv);
 int hr_cmd_template(int argc, char **argv);
 
 #endif

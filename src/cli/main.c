@@ -12,6 +12,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"run", hr_cmd_run, "generate text from a model (GGUF or llama2.c .bin)"},
+    {"serve", hr_cmd_serve, "OpenAI-compatible server with token-budget guardrails"},
     {"convert", hr_cmd_convert, "convert a llama2.c checkpoint and tokenizer to GGUF"},
     {"synth", hr_cmd_synth, "write a model of a given shape with seeded random weights"},
 };
