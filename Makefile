@@ -1,13 +1,12 @@
 # headroom — build, test and run.
 #   make            release build: build/release/headroom (BUILD=dir to build elsewhere)
-#   make run        set up the machine, build, and generate text with the default model
+#   make run        set up the machine, build, serve the default model and query it
 #   make test       set up the machine, build release + ASan/UBSan, run every test
 #   make asan       sanitizer build: build/asan/headroom
 
 CC      ?= gcc
 ASSETS  ?= $(if $(HEADROOM_ASSETS),$(HEADROOM_ASSETS),../shared)
 MODEL   ?= $(ASSETS)/models/stories260K.gguf
-PROMPT  ?= Once upon a time
 
 PKGS      := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -69,7 +68,7 @@ release: $(BUILD)/release/headroom $(BUILD)/release/test_unit
 asan: $(BUILD)/asan/headroom $(BUILD)/asan/test_unit
 
 run: release
-	./$(BUILD)/release/headroom run -m "$(MODEL)" -p "$(PROMPT)" -n 200
+	@HEADROOM_BIN=$(BUILD)/release/headroom HEADROOM_ASSETS="$(ASSETS)" MODEL="$(MODEL)" bash scripts/demo.sh
 
 test: release asan
 	@HEADROOM_ASSETS="$(ASSETS)" BUILD="$(BUILD)" bash tests/run.sh
