@@ -8,7 +8,7 @@
 
 #include "base/file.h"
 #include "base/utf8.h"
-#include "budget/budget.h"
+#include "budget/fit.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
@@ -33,7 +33,8 @@ static const char RUN_HELP[] =
     "  -n, --n-predict N         new tokens per prompt (default 256); clamped to the room the\n"
     "                            window leaves after the prompt\n"
     "  -c, --ctx-size N          window in tokens (default: the model's trained context)\n"
-    "      --policy P            clamp (default): lower -n to fit; reject: refuse what does not fit\n"
+    "      --policy P            clamp (default): lower -n to fit; reject: refuse what does not fit;\n"
+    "                            truncate/summarize: cut the prompt from the left, then clamp\n"
     "      --parallel N          sequences generated at once (default 1)\n"
     "      --kv-mem BYTES        KV pool size, e.g. 64M (default: ctx-size x parallel tokens)\n"
     "      --kv-type T           KV element type: f32 (default), f16, q8_0\n"
@@ -189,41 +190,45 @@ static int parse_options(int argc, char **argv, run_options *o) {
     return -1;
 }
 
-/* Counts the prompt, applies the budget and submits; on failure out->error says why. */
+/* Counts the prompt, fits it to the window by the policy and submits; on failure err
+ * says why. */
 static hr_status submit_prompt(hr_engine *e, const hr_model *m, const run_options *o, const char *prompt,
-                               hr_budget *budget, run_output *out, hr_error *err) {
-    hr_tokens toks = {0};
+                               hr_budget *budget, run_output *out, hr_tokens *sent, hr_error *err) {
     hr_engine_stats es;
     hr_engine_stats_get(e, &es);
-    hr_status st = hr_tok_encode(m->vocab, prompt, strlen(prompt), HR_TOK_ADD_SPECIAL, &toks, err);
-    budget->window = es.window;
-    budget->prompt_tokens = (int64_t)toks.count;
-    budget->max_tokens_requested = o->n_predict;
-    if (st == HR_OK) st = hr_budget_apply(budget, err);
-    out->prompt_tokens = (int64_t)toks.count;
-    out->prev = toks.count ? toks.ids[toks.count - 1] : -1;
+    hr_fit_request fr = {.vocab = m->vocab, .encode_flags = HR_TOK_ADD_SPECIAL, .policy = budget->policy,
+                         .window = es.window, .min_room = 1, .max_tokens = o->n_predict};
+    hr_fit_result fit;
+    hr_status st = hr_fit_text(&fr, prompt, strlen(prompt), &fit, err);
+    *budget = fit.budget;
+    out->prompt_tokens = (int64_t)fit.prompt.count;
+    out->prev = fit.prompt.count ? fit.prompt.ids[fit.prompt.count - 1] : -1;
     if (st == HR_OK && budget->max_tokens_granted > 0) {
-        hr_request r = {.prompt = toks.ids, .n_prompt = (int32_t)toks.count,
+        hr_request r = {.prompt = fit.prompt.ids, .n_prompt = (int32_t)fit.prompt.count,
                         .max_new_tokens = (int32_t)budget->max_tokens_granted, .sampling = o->sampling,
                         .on_event = on_event, .ctx = out};
         st = hr_engine_submit(e, &r, NULL, err);
     } else if (st == HR_OK) {
         out->finish = HR_FINISH_LENGTH;
     }
-    hr_tokens_free(&toks);
+    if (st == HR_OK && fit.message_cut)
+        fprintf(stderr, "headroom run: the prompt was cut from the left to %zu tokens to fit the window\n",
+                fit.prompt.count);
+    if (sent) {
+        *sent = fit.prompt; /* the caller echoes what the model actually sees */
+        fit.prompt = (hr_tokens){0};
+    }
+    hr_fit_result_free(&fit);
     return st;
 }
 
-static void print_prompt_pieces(const hr_model *m, const char *prompt) {
-    hr_tokens toks = {0};
-    hr_error err;
-    if (hr_tok_encode(m->vocab, prompt, strlen(prompt), HR_TOK_ADD_SPECIAL, &toks, &err) != HR_OK) return;
+/* Echoes the prompt the way llama2.c prints it: the pieces after BOS. */
+static void print_prompt_pieces(const hr_model *m, const hr_tokens *toks) {
     run_output echo = {.vocab = m->vocab, .prev = -1, .stream = true};
-    for (size_t i = 0; i < toks.count; i++) {
-        if (i == 0 && toks.ids[0] == m->vocab->bos_id) echo.prev = toks.ids[0];
-        else emit_piece(&echo, toks.ids[i]);
+    for (size_t i = 0; i < toks->count; i++) {
+        if (i == 0 && toks->ids[0] == m->vocab->bos_id) echo.prev = toks->ids[0];
+        else emit_piece(&echo, toks->ids[i]);
     }
-    hr_tokens_free(&toks);
 }
 
 static int run_single(hr_engine *e, const hr_model *m, const run_options *o) {
@@ -231,18 +236,19 @@ static int run_single(hr_engine *e, const hr_model *m, const run_options *o) {
     hr_budget budget = {.min_room = 1};
     hr_policy_from_name(o->policy_name, &budget.policy, &err);
     run_output out = {.vocab = m->vocab, .stream = true};
-    if (submit_prompt(e, m, o, o->prompt, &budget, &out, &err) != HR_OK) {
+    hr_tokens sent = {0};
+    if (submit_prompt(e, m, o, o->prompt, &budget, &out, &sent, &err) != HR_OK) {
         fprintf(stderr, "headroom run: %s\n", err.msg);
+        hr_tokens_free(&sent);
         return 1;
     }
     if (budget.max_tokens_granted < budget.max_tokens_requested)
         fprintf(stderr, "headroom run: -n %lld clamped to %lld: the window is %lld tokens and the prompt takes %lld\n",
                 (long long)budget.max_tokens_requested, (long long)budget.max_tokens_granted, (long long)budget.window,
                 (long long)budget.prompt_tokens);
+    print_prompt_pieces(m, &sent);
+    hr_tokens_free(&sent);
     double t_start = now_ms();
-    /* The prompt is echoed as its tokens decode, the way llama2.c prints it. */
-    print_prompt_pieces(m, o->prompt);
-    t_start = now_ms();
     hr_engine_wait_idle(e);
     fputc('\n', stdout);
     fflush(stdout);
@@ -301,7 +307,7 @@ static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
     for (size_t i = 0; outs && i < n; i++) {
         outs[i].vocab = m->vocab;
         hr_budget budget = {.min_room = 1, .policy = policy};
-        if (submit_prompt(e, m, o, lines[i], &budget, &outs[i], &err) != HR_OK) {
+        if (submit_prompt(e, m, o, lines[i], &budget, &outs[i], NULL, &err) != HR_OK) {
             outs[i].finish = HR_FINISH_ERROR;
             snprintf(outs[i].error, sizeof outs[i].error, "%s", err.msg);
         }

@@ -172,3 +172,17 @@ test_run_prompts_small_pool_preempts_and_output_is_unchanged() {
     check_batch_equals_alone $name --parallel 8 --kv-mem 204800
     grep -Eq "[1-9][0-9]* preemptions" "$TMP/batch.err" || fail "$name (preemption)" "no preemption reported: $(cat "$TMP/batch.err")"
 }
+
+test_run_truncate_cuts_the_prompt_from_the_left() {
+    local name=run_truncate_cuts_the_prompt_from_the_left
+    need_asset $name models/stories260K.gguf || return
+    "$HR" run -m "$ASSETS/models/stories260K.gguf" -p "Once upon a time there was a dog and a cat and a bird" \
+        -n 10 --ctx-size 12 --policy truncate --temp 0 >"$TMP/out" 2>"$TMP/err"
+    local rc=$?
+    if [ $rc -eq 0 ] && grep -q "cut from the left to 11 tokens" "$TMP/err" && grep -q "generated 1 tokens" "$TMP/err" &&
+        grep -q "and a bird" "$TMP/out" && ! grep -q "Once upon" "$TMP/out"; then
+        pass $name
+    else
+        fail $name "rc=$rc" "stdout: $(cat "$TMP/out")" "stderr: $(cat "$TMP/err")"
+    fi
+}
