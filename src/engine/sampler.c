@@ -117,7 +117,8 @@ int32_t hr_sampler_pick(hr_sampler *s, float *logits, const int32_t *recent, siz
     for (int32_t i = 0; i < n; i++)
         if (s->probs[i] >= floor_p && s->probs[i] > 0.0f) s->order[count++] = i;
     if (count == 0) return hr_argmax(logits, n);
-    sort_by_prob(s->order, count, s->probs);
+    /* Only top-k and top-p depend on the order; without them the draw needs no sort. */
+    if ((p->top_k > 0 && (size_t)p->top_k < count) || p->top_p < 1.0f) sort_by_prob(s->order, count, s->probs);
     if (p->top_k > 0 && (size_t)p->top_k < count) count = (size_t)p->top_k;
     if (p->top_p < 1.0f) {
         float cumulative = 0.0f;
