@@ -1,5 +1,5 @@
 /* SentencePiece-style encoding: the text (spaces spelled U+2581, with a leading one when
- * the vocabulary adds a space prefix) is split into UTF-8 characters, then the adjacent
+ * the caller asks for the dummy prefix) is split into UTF-8 characters, then the adjacent
  * pair whose concatenation is the highest-scoring token is merged, again and again,
  * leftmost first on equal scores. Characters left without a token fall back to byte
  * tokens. A heap of candidate pairs keeps this O(n log n) rather than rescanning. */
@@ -79,53 +79,26 @@ static void try_pair(const hr_vocab *v, const char *text, const spm_symbol *syms
     heap_push(heap, (spm_pair){.score = v->scores[id], .left = left, .len = a->len + b->len});
 }
 
-hr_status hr_spm_encode(const hr_vocab *v, const char *text, size_t len, hr_tokens *out,
-                        hr_error *err) {
-    if (len == 0) return HR_OK;
-    static const char space[] = "\xE2\x96\x81";
-    size_t spaces = 0;
-    for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
-    if (len > UINT32_MAX / 3 - 1)
-        return hr_fail(err, HR_ERR_RANGE, "text of %zu bytes is too long to tokenize at once", len);
-    /* Each space grows from 1 to 3 bytes; the prefix adds 3. */
-    size_t work_len = len + 2 * spaces + (v->add_space_prefix ? 3 : 0);
-    char *work = malloc(work_len + 1);
-    spm_symbol *syms = malloc(work_len * sizeof *syms);
-    spm_heap heap = {.items = malloc(work_len * 2 * sizeof *heap.items)};
-    hr_status st = HR_OK;
-    if (!work || !syms || !heap.items) {
-        st = hr_fail(err, HR_ERR_NOMEM, "out of memory tokenizing %zu bytes", len);
-        goto done;
-    }
-    size_t w = 0;
-    if (v->add_space_prefix) {
-        memcpy(work, space, 3);
-        w = 3;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') {
-            memcpy(work + w, space, 3);
-            w += 3;
-        } else {
-            work[w++] = text[i];
-        }
-    }
-    work[w] = '\0';
-
+/* Encodes work[from..to): one character per symbol, merges by score, then the symbols'
+ * tokens (byte fallback for those without one). syms and heap hold to - from entries
+ * and twice that. */
+static hr_status encode_range(const hr_vocab *v, const char *work, size_t from, size_t to, spm_symbol *syms,
+                              spm_heap *heap, hr_tokens *out, hr_error *err) {
     int32_t n_syms = 0;
-    for (size_t pos = 0; pos < w;) {
-        uint32_t clen = utf8_char_len((const uint8_t *)work + pos, w - pos);
+    for (size_t pos = from; pos < to;) {
+        uint32_t clen = utf8_char_len((const uint8_t *)work + pos, to - pos);
         syms[n_syms] = (spm_symbol){.prev = n_syms - 1, .next = -1, .start = (uint32_t)pos, .len = clen};
         if (n_syms > 0) syms[n_syms - 1].next = n_syms;
         n_syms++;
         pos += clen;
     }
-    for (int32_t i = 0; i + 1 < n_syms; i++) try_pair(v, work, syms, i, &heap);
+    heap->count = 0;
+    for (int32_t i = 0; i + 1 < n_syms; i++) try_pair(v, work, syms, i, heap);
 
     /* Each merge removes one symbol and queues at most two pairs, so the heap never
-     * holds more than 2 * work_len entries. */
-    while (heap.count > 0) {
-        spm_pair p = heap_pop(&heap);
+     * holds more than twice the symbols. */
+    while (heap->count > 0) {
+        spm_pair p = heap_pop(heap);
         spm_symbol *a = &syms[p.left];
         if (a->len == 0 || a->next < 0) continue;
         spm_symbol *b = &syms[a->next];
@@ -134,10 +107,11 @@ hr_status hr_spm_encode(const hr_vocab *v, const char *text, size_t len, hr_toke
         b->len = 0;
         a->next = b->next;
         if (b->next >= 0) syms[b->next].prev = p.left;
-        try_pair(v, work, syms, a->prev, &heap);
-        try_pair(v, work, syms, p.left, &heap);
+        try_pair(v, work, syms, a->prev, heap);
+        try_pair(v, work, syms, p.left, heap);
     }
 
+    hr_status st = HR_OK;
     for (int32_t i = 0; i >= 0 && i < n_syms && st == HR_OK; i = syms[i].next) {
         int32_t id = hr_vocab_find(v, work + syms[i].start, syms[i].len);
         if (id >= 0) {
@@ -154,6 +128,51 @@ hr_status hr_spm_encode(const hr_vocab *v, const char *text, size_t len, hr_toke
                 st = hr_tokens_push(out, byte_id, err);
         }
     }
+    return st;
+}
+
+hr_status hr_spm_encode(const hr_vocab *v, const char *text, size_t len, bool prefix, hr_tokens *out,
+                        hr_error *err) {
+    if (len == 0) return HR_OK;
+    static const char space[] = "\xE2\x96\x81";
+    size_t spaces = 0;
+    for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
+    if (len > UINT32_MAX / 3 - 1)
+        return hr_fail(err, HR_ERR_RANGE, "text of %zu bytes is too long to tokenize at once", len);
+    /* Each space grows from 1 to 3 bytes; the prefix adds 3. */
+    size_t work_len = len + 2 * spaces + (prefix ? 3 : 0);
+    char *work = malloc(work_len + 1);
+    spm_symbol *syms = malloc(work_len * sizeof *syms);
+    spm_heap heap = {.items = malloc(work_len * 2 * sizeof *heap.items)};
+    hr_status st = HR_OK;
+    if (!work || !syms || !heap.items) {
+        st = hr_fail(err, HR_ERR_NOMEM, "out of memory tokenizing %zu bytes", len);
+        goto done;
+    }
+    size_t w = 0;
+    if (prefix) {
+        memcpy(work, space, 3);
+        w = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(work + w, space, 3);
+            w += 3;
+        } else {
+            work[w++] = text[i];
+        }
+    }
+    work[w] = '\0';
+    /* Word by word where no merge can cross: the same result as the whole text at once,
+     * with a small heap instead of a huge one. */
+    size_t from = 0;
+    for (const char *p = work; st == HR_OK && (p = memchr(p + 1, 0xE2, w - (size_t)(p + 1 - work))) != NULL;) {
+        size_t pos = (size_t)(p - work);
+        if (!hr_vocab_word_start(v, work, pos, w)) continue;
+        st = encode_range(v, work, from, pos, syms, &heap, out, err);
+        from = pos;
+    }
+    if (st == HR_OK) st = encode_range(v, work, from, w, syms, &heap, out, err);
 done:
     free(work);
     free(syms);
