@@ -141,7 +141,10 @@ static hr_status encode_segment(encoder *e, const char *text, size_t len, bool a
 
 hr_status hr_tok_encode(const hr_vocab *v, const char *text, size_t len, unsigned flags, hr_tokens *out,
                         hr_error *err) {
+    bool chat = (flags & HR_TOK_CHAT) != 0;
+    if (chat) flags = HR_TOK_PARSE_SPECIAL;
     bool special = (flags & HR_TOK_ADD_SPECIAL) != 0;
+    size_t start = out->count;
     if (special && v->add_bos && v->bos_id >= 0 && hr_tokens_push(out, v->bos_id, err) != HR_OK)
         return err->status;
     encoder e = {.v = v, .flags = flags, .out = out};
@@ -169,6 +172,13 @@ hr_status hr_tok_encode(const hr_vocab *v, const char *text, size_t len, unsigne
     }
     encoder_free(&e);
     if (st == HR_OK && special && v->add_eos && v->eos_id >= 0) st = hr_tokens_push(out, v->eos_id, err);
+    if (st == HR_OK && chat && v->add_bos && v->bos_id >= 0 && (out->count == start || out->ids[start] != v->bos_id)) {
+        st = hr_tokens_push(out, v->bos_id, err);
+        if (st == HR_OK) {
+            memmove(out->ids + start + 1, out->ids + start, (out->count - start - 1) * sizeof *out->ids);
+            out->ids[start] = v->bos_id;
+        }
+    }
     return st;
 }
 

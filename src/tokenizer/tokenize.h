@@ -34,6 +34,9 @@ typedef enum {
      * the model's own tokenizer always splits out (user-defined and non-special added
      * tokens, such as Gemma's "\n\n" or Qwen's <think>) are matched either way. */
     HR_TOK_PARSE_SPECIAL = 1 << 1,
+    /* A rendered chat prompt, counted the way chat templates are applied: special tokens
+     * parsed, BOS added only when the template did not write it, no EOS. */
+    HR_TOK_CHAT = 1 << 2,
 } hr_tok_flags;
 
 /* Appends the ids of text[0..len) to out. Never fails on invalid UTF-8: byte-level

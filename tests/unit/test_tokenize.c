@@ -502,3 +502,30 @@ HR_TEST(tok_word_by_word_equals_whole_text) {
         HR_CHECKF(strcmp(split, whole) == 0, "%s: word by word differs from the whole text", assets[i]);
     }
 }
+
+HR_TEST(tok_chat_prompt_gets_exactly_one_bos) {
+    HR_ASSET(path, "vocab/ggml-vocab-llama-spm.gguf");
+    hr_gguf g;
+    hr_error err = {0};
+    HR_CHECK_OK(hr_gguf_open(&g, path, &err), &err);
+    hr_vocab *v = NULL;
+    hr_status st = hr_vocab_from_gguf(&v, &g, &err);
+    hr_gguf_close(&g);
+    HR_CHECK_OK(st, &err);
+    hr_tokens with = {0}, without = {0}, user = {0};
+    st = hr_tok_encode(v, "<s>[INST] hi [/INST]", 20, HR_TOK_CHAT, &with, &err);
+    if (st == HR_OK) st = hr_tok_encode(v, "[INST] hi [/INST]", 17, HR_TOK_CHAT, &without, &err);
+    if (st == HR_OK) st = hr_tok_encode(v, "<s>[INST] hi [/INST]", 20, HR_TOK_ADD_SPECIAL, &user, &err);
+    bool one_bos = with.count > 1 && with.ids[0] == v->bos_id && with.ids[1] != v->bos_id;
+    bool added = without.count > 1 && without.ids[0] == v->bos_id && without.count == with.count;
+    /* Without parsing, "<s>" written by a user stays text: BOS, then its pieces. */
+    bool literal = user.count > with.count && user.ids[0] == v->bos_id && user.ids[1] != v->bos_id;
+    hr_tokens_free(&with);
+    hr_tokens_free(&without);
+    hr_tokens_free(&user);
+    hr_vocab_free(v);
+    HR_CHECK_OK(st, &err);
+    HR_CHECKF(one_bos, "a template that writes <s> got a second BOS");
+    HR_CHECKF(added, "a template without <s> did not get BOS added");
+    HR_CHECKF(literal, "user text '<s>' was parsed as BOS");
+}
