@@ -3,7 +3,7 @@
 # Runs as root on the project's machines; elsewhere it says what to install.
 set -euo pipefail
 
-packages=(gcc make pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev jq)
+packages=(gcc make pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev jq curl nodejs)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -184,11 +184,13 @@ hr_status hr_fit_chat(const hr_fit_request *req, json_t *messages, hr_fit_result
         st = insert_summary(req, messages, &dropped, err);
         res->summarized = st == HR_OK;
         if (st == HR_OK) st = count_chat(req, messages, &res->prompt, err);
-        /* A summary that does not fit is cut like any message, newest turn first. */
-        if (st == HR_OK && !fits(req, res->prompt.count)) {
-            size_t at = 0;
-            while (at + 1 < json_array_size(messages) && is_role(json_array_get(messages, at), "system")) at++;
-            st = cut_message(req, messages, (int)(at > 0 ? at - 1 : 0), &res->prompt, err);
+        /* The summary takes room: older turns go until it fits, as under truncate. */
+        while (st == HR_OK && !fits(req, res->prompt.count)) {
+            int turn = droppable_turn(messages);
+            if (turn < 0) break;
+            json_array_remove(messages, (size_t)turn);
+            res->messages_dropped++;
+            st = count_chat(req, messages, &res->prompt, err);
         }
     }
     if (shrink && st == HR_OK && !fits(req, res->prompt.count) && json_array_size(messages) > 0) {

@@ -15,6 +15,10 @@ static const struct {
     {"serve", hr_cmd_serve, "OpenAI-compatible server with token-budget guardrails"},
     {"convert", hr_cmd_convert, "convert a llama2.c checkpoint and tokenizer to GGUF"},
     {"synth", hr_cmd_synth, "write a model of a given shape with seeded random weights"},
+    {"doctor", hr_cmd_doctor, "every layer that caps the sequence length, which one binds, and the memory math"},
+    {"plan", hr_cmd_plan, "capacity table for a GGUF, a config.json or a preset, without loading weights"},
+    {"probe", hr_cmd_probe, "find the real length cap of any OpenAI-compatible server"},
+    {"bench", hr_cmd_bench, "load-test an OpenAI-compatible server with mixed lengths and overflows"},
 };
 
 static void usage(FILE *out) {

@@ -38,6 +38,22 @@ enum MHD_Result hr_http_send_error(struct MHD_Connection *c, unsigned status, co
     return hr_http_send_json(c, status, json_pack("{s:o}", "error", err));
 }
 
+enum MHD_Result hr_http_send_not_allowed(struct MHD_Connection *c, const char *allow, const char *method,
+                                         const char *url) {
+    char body[512];
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":{\"message\":\"%.16s is not allowed on %.64s (use %s)\",\"type\":\"invalid_request_error\","
+                     "\"param\":null,\"code\":\"method_not_allowed\"}}",
+                     method, url, allow);
+    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Allow", allow);
+    enum MHD_Result ok = MHD_queue_response(c, 405, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 typedef struct {
     hr_http_pull_fn pull;
     hr_http_done_fn done;

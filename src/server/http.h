@@ -21,6 +21,10 @@ enum MHD_Result hr_http_send_json(struct MHD_Connection *c, unsigned status, jso
 enum MHD_Result hr_http_send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *param,
                                    const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* 405 with the Allow header listing the methods the path accepts. */
+enum MHD_Result hr_http_send_not_allowed(struct MHD_Connection *c, const char *allow, const char *method,
+                                         const char *url);
+
 /* A streamed response: pull(cls, buf, max) fills buf and returns the bytes written,
  * 0 at the end of the stream, or -1 to abort the connection; done(cls) runs once when
  * MHD is finished with the response, whether it completed or the client left. */

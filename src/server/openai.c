@@ -97,8 +97,23 @@ static bool valid_messages(const json_t *messages, bad_field *bad) {
         const json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
         if (!json_is_object(m) || !json_is_string(role))
             return fail_field(bad, "messages", "messages[%zu] needs a string 'role'", i);
+        static const char *const roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
+        size_t r = 0;
+        while (r < sizeof roles / sizeof roles[0] && strcmp(json_string_value(role), roles[r]) != 0) r++;
+        if (r == sizeof roles / sizeof roles[0])
+            return fail_field(bad, "messages", "messages[%zu].role '%.32s' is not one of system, developer, user, assistant, tool",
+                              i, json_string_value(role));
         if (content && !json_is_string(content) && !json_is_array(content) && !json_is_null(content))
             return fail_field(bad, "messages", "messages[%zu].content must be a string, an array of parts, or null", i);
+        size_t k;
+        const json_t *part;
+        json_array_foreach(content, k, part) {
+            const char *type = json_string_value(json_object_get(part, "type"));
+            if (!json_is_object(part) || !type || strcmp(type, "text") != 0 || !json_is_string(json_object_get(part, "text")))
+                return fail_field(bad, "messages",
+                                  "messages[%zu].content[%zu] must be {\"type\": \"text\", \"text\": string} (this model reads text only)",
+                                  i, k);
+        }
         if (json_is_string(content) &&
             hr_utf8_complete_len(json_string_value(content), json_string_length(content)) != json_string_length(content))
             return fail_field(bad, "messages", "messages[%zu].content is not valid UTF-8", i);
@@ -110,6 +125,8 @@ static bool parse_stops(const json_t *root, api_request *r, bad_field *bad) {
     const json_t *stop = json_object_get(root, "stop");
     if (!stop || json_is_null(stop)) return true;
     if (json_is_string(stop)) {
+        if (json_string_length(stop) == 0 || json_string_length(stop) > MAX_STOP_BYTES)
+            return fail_field(bad, "stop", "'stop' must be a non-empty string of at most %d bytes", MAX_STOP_BYTES);
         r->stops[r->n_stops++] = json_string_value(stop);
         return true;
     }
@@ -420,6 +437,16 @@ static void next_events(gen *g) {
         return;
     }
     if (!g->done) return;
+    if (g->finish == HR_FINISH_ERROR || (g->finish == HR_FINISH_CANCELLED && !g->stop_matched)) {
+        /* Not a normal end: say so rather than pretend the answer is complete. */
+        json_t *err = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message",
+                                g->finish == HR_FINISH_ERROR ? "the forward pass failed" : "the server is shutting down",
+                                "type", "server_error", "param", "code");
+        sse(g, err);
+        hr_strbuf_puts(&g->wire, "data: [DONE]\n\n");
+        g->final_sent = true;
+        return;
+    }
     json_t *last = chunk_object(g, chat ? json_pack("{s:i, s:{}, s:s}", "index", 0, "delta", "finish_reason", finish_reason(g))
                                         : json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", "", "logprobs",
                                                     "finish_reason", finish_reason(g)));
@@ -473,11 +500,12 @@ static enum MHD_Result respond_whole(hr_server *s, struct MHD_Connection *c, gen
                              g->kind == API_CHAT ? "chat.completion" : "text_completion", "created", (int)g->created,
                              "model", s->model_id, "choices", choice, "usage", usage_object(g), "headroom",
                              headroom_object(&g->fit, g->policy));
-    bool failed = g->finish == HR_FINISH_ERROR;
+    bool failed = g->finish == HR_FINISH_ERROR, shutdown = g->finish == HR_FINISH_CANCELLED && !g->stop_matched;
     gen_http_done(g);
-    if (failed) {
+    if (failed || shutdown) {
         json_decref(resp);
-        return hr_http_send_error(c, 500, "server_error", NULL, NULL, "the forward pass failed");
+        return hr_http_send_error(c, failed ? 500 : 503, "server_error", NULL, NULL, "%s",
+                                  failed ? "the forward pass failed" : "the server is shutting down");
     }
     return hr_http_send_json(c, 200, resp);
 }
@@ -544,7 +572,7 @@ static json_t *parse_json(struct MHD_Connection *c, const char *body, size_t len
 }
 
 /* Runs the budget for r; on failure answers the client (400 with the numbers). */
-static bool fit_request(hr_server *s, struct MHD_Connection *c, api_request *r, hr_fit_result *fit,
+static bool fit_request(hr_server *s, struct MHD_Connection *c, api_request *r, hr_fit_result *fit, bool dry_run,
                         enum MHD_Result *answered) {
     hr_engine_stats es;
     hr_server_engine_stats(s, &es);
@@ -575,12 +603,11 @@ static bool fit_request(hr_server *s, struct MHD_Connection *c, api_request *r, 
         free(ids);
     }
     if (st == HR_OK) return true;
+    if (!dry_run) record(s, fit, r->policy, st == HR_ERR_RANGE ? HR_OUTCOME_REJECTED : HR_OUTCOME_ERROR, 0);
     if (st == HR_ERR_RANGE) {
-        record(s, fit, r->policy, HR_OUTCOME_REJECTED, 0);
         *answered = hr_http_send_error(c, 400, "invalid_request_error", r->kind == API_CHAT ? "messages" : "prompt",
                                        "context_length_exceeded", "%s", err.msg);
     } else {
-        record(s, fit, r->policy, HR_OUTCOME_ERROR, 0);
         *answered = hr_http_send_error(c, st == HR_ERR_NOMEM ? 500 : 400, st == HR_ERR_NOMEM ? "server_error" : "invalid_request_error",
                                        r->kind == API_CHAT ? "messages" : "prompt", NULL, "%s", err.msg);
     }
@@ -617,19 +644,23 @@ static void queue_leave(hr_server *s) {
 static enum MHD_Result handle_generate(hr_server *s, struct MHD_Connection *c, api_kind kind, const char *body,
                                        size_t len) {
     enum MHD_Result answered = MHD_NO;
+    hr_fit_result none = {0};
     json_t *root = parse_json(c, body, len, &answered);
-    if (!root) return answered;
+    if (!root) {
+        record(s, &none, s->cfg.policy, HR_OUTCOME_ERROR, 0);
+        return answered;
+    }
     api_request r;
     bad_field bad;
     memset(&bad, 0, sizeof bad);
     if (!parse_request(s, kind, root, &r, &bad)) {
         request_free(&r);
-        hr_fit_result none = {0};
         record(s, &none, r.policy, HR_OUTCOME_ERROR, 0);
         return bad_request(c, &bad);
     }
     if (!queue_enter(s)) {
         request_free(&r);
+        record(s, &none, r.policy, HR_OUTCOME_REJECTED, 0);
         return hr_http_send_error(c, 429, "rate_limit_error", NULL, "queue_full",
                                   "the queue holds %d waiting requests; retry shortly", s->cfg.max_queue);
     }
@@ -638,7 +669,7 @@ static enum MHD_Result handle_generate(hr_server *s, struct MHD_Connection *c, a
     enum MHD_Result result;
     if (!g) {
         result = hr_http_send_error(c, 500, "server_error", NULL, NULL, "out of memory");
-    } else if (!fit_request(s, c, &r, &g->fit, &answered)) {
+    } else if (!fit_request(s, c, &r, &g->fit, false, &answered)) {
         gen_release(g);
         gen_release(g);
         result = answered;
@@ -686,7 +717,7 @@ enum MHD_Result hr_api_budget(hr_server *s, struct MHD_Connection *c, const char
     }
     hr_fit_result fit;
     enum MHD_Result result;
-    if (fit_request(s, c, &r, &fit, &answered)) {
+    if (fit_request(s, c, &r, &fit, true, &answered)) {
         result = hr_http_send_json(c, 200, json_pack("{s:s, s:b, s:o}", "object", "budget", "fits", 1, "headroom",
                                                      headroom_object(&fit, r.policy)));
     } else {
@@ -751,25 +782,30 @@ enum MHD_Result hr_api_detokenize(hr_server *s, struct MHD_Connection *c, const 
         result = hr_http_send_error(c, 400, "invalid_request_error", "tokens", "invalid_value",
                                     "'tokens' must be an array of token ids");
     } else {
-        hr_strbuf text = {0};
-        size_t i;
-        const json_t *t;
-        bool ok = true;
-        json_array_foreach(tokens, i, t) {
+        size_t n = json_array_size(tokens), bad_at = n;
+        int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+        for (size_t i = 0; ids && i < n && bad_at == n; i++) {
+            const json_t *t = json_array_get(tokens, i);
             json_int_t id = json_integer_value(t);
-            if (!json_is_integer(t) || id < 0 || id >= s->model->hp.n_vocab) {
-                ok = false;
-                break;
-            }
-            char piece[512];
-            size_t n = hr_tok_piece(s->model->vocab, (int32_t)id, piece, sizeof piece);
-            hr_strbuf_append(&text, piece, n < sizeof piece ? n : sizeof piece);
+            if (!json_is_integer(t) || id < 0 || id >= s->model->hp.n_vocab) bad_at = i;
+            else ids[i] = (int32_t)id;
         }
-        result = ok ? hr_http_send_json(c, 200, json_pack("{s:o}", "content", text_json(hr_strbuf_str(&text), text.len)))
-                    : hr_http_send_error(c, 400, "invalid_request_error", "tokens", "invalid_value",
-                                         "tokens[%zu] is not a token id of this vocabulary (0..%d)", i,
-                                         s->model->hp.n_vocab - 1);
-        hr_strbuf_free(&text);
+        char *text = NULL;
+        size_t text_len = 0;
+        hr_error err = {0};
+        if (!ids) {
+            result = hr_http_send_error(c, 500, "server_error", NULL, NULL, "out of memory");
+        } else if (bad_at < n) {
+            result = hr_http_send_error(c, 400, "invalid_request_error", "tokens", "invalid_value",
+                                        "tokens[%zu] is not a token id of this vocabulary (0..%d)", bad_at,
+                                        s->model->hp.n_vocab - 1);
+        } else if (hr_tok_decode(s->model->vocab, ids, n, &text, &text_len, &err) != HR_OK) {
+            result = hr_http_send_error(c, 400, "invalid_request_error", "tokens", NULL, "%s", err.msg);
+        } else {
+            result = hr_http_send_json(c, 200, json_pack("{s:o}", "content", text_json(text, text_len)));
+        }
+        free(text);
+        free(ids);
     }
     json_decref(root);
     return result;

@@ -113,8 +113,7 @@ static enum MHD_Result dispatch(hr_server *s, struct MHD_Connection *c, const ch
         if (st->body.oom) return hr_http_send_error(c, 500, "server_error", NULL, NULL, "out of memory reading the body");
         return routes[i].post(s, c, hr_strbuf_str(&st->body), st->body.len);
     }
-    return hr_http_send_error(c, 405, "invalid_request_error", NULL, "method_not_allowed", "%s is not allowed on %s (use %s)",
-                              method, url, routes[i].get ? "GET" : "POST");
+    return hr_http_send_not_allowed(c, routes[i].get ? "GET" : "POST", method, url);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
