@@ -1,57 +1,205 @@
+/* The driver: picks the kernel set of the active SIMD level, quantizes the activations
+ * once per call, and splits output rows across the pool in chunks that threads claim
+ * from a shared counter (a thread the OS delays takes fewer chunks instead of holding up
+ * the rest). Within a chunk every group of tokens sweeps the chunk's rows, so a chunk's
+ * weights are read from memory once and from L2 by the later groups. */
 #include "kernels/matmul.h"
 
-#include <stdlib.h>
+#include <math.h>
+#include <stdatomic.h>
 
 #include "formats/ggml_type.h"
+#include "kernels/cpu.h"
 #include "kernels/quant.h"
+#include "kernels/simd.h"
 
-void hr_matvec(const hr_tensor *w, const float *x, float *y) {
-    const uint8_t *row = w->data;
-    for (int64_t r = 0; r < w->ne[1]; r++, row += w->row_bytes)
-        y[r] = hr_quant_dot_ref(w->type, row, x, w->ne[0]);
+enum {
+    /* Quantized activations on the caller's stack when the pool has too little scratch:
+     * one row of up to 32k columns (a32 rows take 2 bytes per column). */
+    STACK_SCRATCH_BYTES = 64 * 1024,
+    /* Weight bytes per chunk: comfortably inside a 1-2 MiB L2 next to the activations. */
+    CHUNK_BYTES = 256 * 1024,
+    /* At least this many chunks per thread, for balance. */
+    CHUNKS_PER_THREAD = 4,
+    /* Fewer token rows than this are quantized by the caller alone (waking the pool
+     * would cost more than the work). */
+    PARALLEL_QUANTIZE_TOKENS = 4,
+};
+
+const hr_simd_kernels *hr_simd_kernels_for(hr_simd_level level) {
+    const hr_simd_kernels *k = level == HR_SIMD_AVX512 ? &hr_simd_avx512_kernels
+                               : level == HR_SIMD_AVX2 ? &hr_simd_avx2_kernels
+                                                       : &hr_simd_scalar_kernels;
+    return k->level == level ? k : &hr_simd_scalar_kernels;
 }
 
 typedef struct {
-    const hr_tensor *w;
-    const float *x;
+    hr_rowdot_fn rowdot; /* NULL: hr_quant_dot_ref on f32 activations */
+    uint32_t type;
+    const uint8_t *w;
+    uint64_t row_bytes;
+    int64_t rows, cols;
+    const uint8_t *act;
+    size_t act_stride;
     int64_t n_tokens;
+    int max_tokens;
     float *y;
+    int64_t chunk_rows, n_chunks;
+    atomic_llong next_chunk;
 } matmul_job;
 
+/* The largest power of two not above left or max. */
+static int token_step(int64_t left, int max) {
+    int nt = 1;
+    while (nt * 2 <= max && nt * 2 <= left) nt *= 2;
+    return nt;
+}
+
+static void rows_ref(const matmul_job *j, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < j->n_tokens; t++)
+            j->y[t * j->rows + r] = hr_quant_dot_ref(j->type, j->w + (uint64_t)r * j->row_bytes,
+                                                     (const float *)(j->act + t * j->act_stride), j->cols);
+}
+
 static void matmul_rows(void *ctx, int thread, int n_threads) {
-    const matmul_job *job = ctx;
-    int64_t rows = job->w->ne[1], cols = job->w->ne[0];
-    int64_t begin = rows * thread / n_threads, end = rows * (thread + 1) / n_threads;
-    for (int64_t r = begin; r < end; r++) {
-        const uint8_t *row = (const uint8_t *)job->w->data + (uint64_t)r * job->w->row_bytes;
-        for (int64_t t = 0; t < job->n_tokens; t++)
-            job->y[t * rows + r] = hr_quant_dot_ref(job->w->type, row, job->x + t * cols, cols);
+    matmul_job *j = ctx;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
+        if (c >= j->n_chunks) return;
+        int64_t r0 = c * j->chunk_rows, r1 = r0 + j->chunk_rows < j->rows ? r0 + j->chunk_rows : j->rows;
+        if (!j->rowdot) {
+            rows_ref(j, r0, r1);
+            continue;
+        }
+        for (int64_t t0 = 0; t0 < j->n_tokens;) {
+            int nt = token_step(j->n_tokens - t0, j->max_tokens);
+            const uint8_t *a = j->act + t0 * j->act_stride;
+            float *yt = j->y + t0 * j->rows;
+            for (int64_t r = r0; r < r1; r += HR_KERNEL_ROWS) {
+                int nr = r1 - r < HR_KERNEL_ROWS ? (int)(r1 - r) : HR_KERNEL_ROWS;
+                j->rowdot(j->w + (uint64_t)r * j->row_bytes, j->row_bytes, nr, a, j->act_stride, j->cols, nt, yt + r,
+                          j->rows);
+            }
+            t0 += nt;
+        }
     }
 }
 
+static void run_matmul(hr_pool *pool, matmul_job *j) {
+    int64_t threads = hr_pool_threads(pool);
+    int64_t by_cache = (int64_t)(CHUNK_BYTES / (j->row_bytes ? j->row_bytes : 1));
+    int64_t by_balance = (j->rows + CHUNKS_PER_THREAD * threads - 1) / (CHUNKS_PER_THREAD * threads);
+    j->chunk_rows = by_cache < by_balance ? by_cache : by_balance;
+    j->chunk_rows = hr_round_up(j->chunk_rows < 1 ? 1 : j->chunk_rows, HR_KERNEL_ROWS); /* whole kernel tiles */
+    j->n_chunks = (j->rows + j->chunk_rows - 1) / j->chunk_rows;
+    atomic_init(&j->next_chunk, 0);
+    hr_pool_run(pool, matmul_rows, j);
+}
+
+typedef struct {
+    hr_act_quant_fn quantize;
+    uint32_t type;
+    const float *x;
+    int64_t cols, n_tokens;
+    uint8_t *act;
+    size_t act_stride;
+} quantize_job;
+
+static void quantize_rows(void *ctx, int thread, int n_threads) {
+    const quantize_job *q = ctx;
+    for (int64_t t = thread; t < q->n_tokens; t += n_threads)
+        q->quantize(q->x + t * q->cols, q->cols, q->type, q->act + t * q->act_stride);
+}
+
+void hr_matvec(const hr_tensor *w, const float *x, float *y) { hr_matmul(NULL, w, x, 1, y); }
+
 void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_tokens, float *y) {
-    matmul_job job = {.w = w, .x = x, .n_tokens = n_tokens, .y = y};
-    hr_pool_run(pool, matmul_rows, &job);
+    int64_t rows = w->ne[1], cols = w->ne[0];
+    if (n_tokens <= 0 || rows <= 0) return;
+    if (!hr_quant_row_ok(w->type, cols)) {
+        for (int64_t i = 0; i < n_tokens * rows; i++) y[i] = NAN;
+        return;
+    }
+    const hr_simd_kernels *k = hr_simd_kernels_for(hr_simd_active());
+    hr_act_kind kind = hr_act_kind_of(w->type);
+    matmul_job job = {
+        .rowdot = kind == HR_ACT_NONE ? NULL : k->rowdot[w->type],
+        .type = w->type,
+        .w = w->data,
+        .row_bytes = w->row_bytes,
+        .rows = rows,
+        .cols = cols,
+        .act = (const uint8_t *)x,
+        .act_stride = (size_t)cols * sizeof(float),
+        .n_tokens = n_tokens,
+        .max_tokens = k->max_tokens,
+        .y = y,
+    };
+    if (kind == HR_ACT_F32 || !job.rowdot) {
+        run_matmul(pool, &job);
+        return;
+    }
+    size_t stride = hr_act_row_bytes(kind, cols), bytes;
+    uint8_t *scratch = hr_pool_scratch(pool, &bytes);
+    _Alignas(64) uint8_t stack[STACK_SCRATCH_BYTES];
+    if (bytes < stride) {
+        scratch = stack;
+        bytes = sizeof stack;
+    }
+    if (bytes < stride) {
+        job.rowdot = NULL;
+        run_matmul(pool, &job);
+        return;
+    }
+    int64_t per_pass = (int64_t)(bytes / stride);
+    quantize_job q = {
+        .quantize = kind == HR_ACT_A32 ? k->quantize_a32 : k->quantize_a256,
+        .type = w->type,
+        .cols = cols,
+        .act = scratch,
+        .act_stride = stride,
+    };
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += per_pass) {
+        int64_t count = n_tokens - t0 < per_pass ? n_tokens - t0 : per_pass;
+        q.x = x + t0 * cols;
+        q.n_tokens = count;
+        if (count < PARALLEL_QUANTIZE_TOKENS)
+            quantize_rows(&q, 0, 1);
+        else
+            hr_pool_run(pool, quantize_rows, &q);
+        job.act = scratch;
+        job.act_stride = stride;
+        job.n_tokens = count;
+        job.y = y + t0 * rows;
+        run_matmul(pool, &job);
+    }
 }
 
 void hr_tensor_row_f32(const hr_tensor *w, int64_t r, float *dst) {
     hr_quant_dequantize_row(w->type, (const uint8_t *)w->data + (uint64_t)r * w->row_bytes, dst, w->ne[0]);
 }
 
-float hr_kv_dot(uint32_t type, const void *k, const float *q, int64_t n) { return hr_quant_dot_ref(type, k, q, n); }
+float hr_kv_dot(uint32_t type, const void *k, const float *q, int64_t n) {
+    const hr_simd_kernels *ks = hr_simd_kernels_for(hr_simd_active());
+    if (n <= 0) return 0.0f;
+    if (type < HR_TYPE_COUNT_ && ks->kv_dot[type]) return ks->kv_dot[type](k, q, n);
+    return hr_quant_dot_ref(type, k, q, n);
+}
 
 void hr_kv_axpy(uint32_t type, float a, const void *v, float *out, int64_t n) {
-    if (type == HR_TYPE_F32) {
-        const float *vf = v;
-        for (int64_t i = 0; i < n; i++) out[i] += a * vf[i];
+    const hr_simd_kernels *ks = hr_simd_kernels_for(hr_simd_active());
+    if (n <= 0) return;
+    if (type < HR_TYPE_COUNT_ && ks->kv_axpy[type]) {
+        ks->kv_axpy[type](a, v, out, n);
         return;
     }
-    /* Other KV types are dequantized in blocks of 32 (the q8_0 block) on the stack. */
+    /* Other types: dequantized in blocks of 32 on the stack. */
     const uint8_t *src = v;
     uint64_t block_bytes;
-    hr_type_row_bytes(type, 32, &block_bytes);
+    if (!hr_type_row_bytes(type, 32, &block_bytes)) return;
     for (int64_t i = 0; i < n; i += 32, src += block_bytes) {
-        float tmp[32];
+        float tmp[32] = {0}; /* stays zero for a type without a dequantizer */
         hr_quant_dequantize_row(type, src, tmp, 32);
         for (int64_t j = 0; j < 32 && i + j < n; j++) out[i + j] += a * tmp[j];
     }

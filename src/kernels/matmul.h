@@ -1,8 +1,21 @@
 /* kernels/matmul — matrix products over weights in any supported format, and the
  * vector kernels attention uses over KV rows.
  *
- * Must not: allocate. Output rows are independent, so the work is split across the
- * pool's threads by rows. */
+ * Kernels run at the SIMD level kernels/cpu picked (AVX-512 VNNI, AVX2 or portable C).
+ * Quantized weights (q8_0, q4_0, q4_k, q5_k, q6_k) are multiplied with integer dot
+ * products against activations quantized to 8 bits once per call (blocks of 32 for
+ * q8_0/q4_0, 256 for the k-quants, d = amax / 127), which is where their results differ
+ * from hr_quant_dot_ref on the f32 activations (about 0.5% of the largest products).
+ * Float weights (f32, f16, bf16) use FMA in vector lanes: same values as the reference up
+ * to the order of additions.
+ *
+ * A call's results do not depend on n_tokens batching or the number of threads (each
+ * output is computed alone, in a fixed order per SIMD level).
+ *
+ * Must not: allocate. Scratch for quantized activations comes from the pool
+ * (hr_pool_reserve); without enough of it, a fixed stack buffer serves the tokens in
+ * chunks, and a single row too large for it falls back to the reference. Output rows are
+ * independent, so the work is split across the pool's threads by rows. */
 #ifndef HR_KERNELS_MATMUL_H
 #define HR_KERNELS_MATMUL_H
 
@@ -13,14 +26,17 @@
 void hr_matvec(const hr_tensor *w, const float *x, float *y);
 
 /* For t < n_tokens: Y[t][r] = sum_i W[r][i] * X[t][i]. X is n_tokens rows of W->ne[0]
- * floats, Y n_tokens rows of W->ne[1] floats. pool may be NULL. */
+ * floats, Y n_tokens rows of W->ne[1] floats. pool may be NULL. A type without a kernel
+ * or a row that is not whole blocks gives NaN, like hr_quant_dot_ref. */
 void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_tokens, float *y);
 
 /* Row r of W as f32 (used for embedding lookups); dst has W->ne[0] elements. */
 void hr_tensor_row_f32(const hr_tensor *w, int64_t r, float *dst);
 
-/* KV rows stored as type (f32, f16 or q8_0):
- * hr_kv_dot returns sum_i k[i] * q[i]; hr_kv_axpy does out[i] += a * v[i]. */
+/* KV rows stored as type (f32, f16 or q8_0; a q8_0 row is whole 32-element blocks and n
+ * may end inside the last one): hr_kv_dot returns sum_i k[i] * q[i]; hr_kv_axpy does
+ * out[i] += a * v[i], rounding a * v[i] then the sum exactly as that scalar expression
+ * (bit-identical at every SIMD level). */
 float hr_kv_dot(uint32_t type, const void *k, const float *q, int64_t n);
 void hr_kv_axpy(uint32_t type, float a, const void *v, float *out, int64_t n);
 

@@ -402,3 +402,34 @@ float hr_quant_dot_ref(uint32_t type, const void *row, const float *x, int64_t n
     }
     return sum;
 }
+
+bool hr_quant_k_unpack(uint32_t type, const void *block, hr_quant_k_ints *out) {
+    const uint8_t *b = block;
+    switch (type) {
+    case HR_TYPE_Q4_K:
+    case HR_TYPE_Q5_K:
+        if (type == HR_TYPE_Q4_K)
+            unpack_levels(k4_pos, b + 16, NULL, 0, out->q);
+        else
+            unpack_levels(k4_pos, b + 48, b + 16, 1, out->q);
+        out->d = load_half(b);
+        out->dmin = load_half(b + 2);
+        for (int s = 0; s < QK_K / 16; s++) {
+            int sc, m;
+            get_scale_min(b + 4, s / 2, &sc, &m);
+            out->scale[s] = (int16_t)sc;
+            out->min[s] = (int16_t)m;
+        }
+        return true;
+    case HR_TYPE_Q6_K:
+        unpack_levels(k6_pos, b, b + 128, 2, out->q);
+        out->d = out->dmin = load_half(b + 208);
+        for (int s = 0; s < QK_K / 16; s++) {
+            out->scale[s] = (int8_t)b[192 + s];
+            out->min[s] = (int16_t)(32 * out->scale[s]);
+        }
+        return true;
+    default:
+        return false;
+    }
+}

@@ -32,4 +32,15 @@ void hr_quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n
  * results are reproducible against simple reference implementations). */
 float hr_quant_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);
 
+/* The integer form of one q4_k, q5_k or q6_k block, for integer dot products against
+ * 8-bit activations: element e is d * scale[e / 16] * q[e] - dmin * min[e / 16].
+ * (q4_k/q5_k repeat each 32-element scale and min twice; q6_k's stored offset of 32
+ * becomes min = 32 * scale with dmin = d.) Returns false for any other type. */
+typedef struct {
+    uint8_t q[256];
+    int16_t scale[16], min[16];
+    float d, dmin;
+} hr_quant_k_ints;
+bool hr_quant_k_unpack(uint32_t type, const void *block, hr_quant_k_ints *out);
+
 #endif

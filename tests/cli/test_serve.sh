@@ -221,12 +221,19 @@ count_messages() {
         --data-binary "{\"messages\":$1}" | jq -r .count
 }
 
-# tiny_model: a random-weight model with stories260K's vocabulary in $TMP/tiny.gguf. Its
-# greedy output never ends early and takes ~10 ms a token (release): slow requests for the
-# queue and disconnect tests; sampled, it emits raw byte tokens (for the UTF-8 test).
+# tiny_model: a random-weight model with stories260K's vocabulary in $TMP/tiny.gguf;
+# sampled, it emits raw byte tokens (for the UTF-8 test).
 tiny_model() {
     [ -e "$TMP/tiny.gguf" ] && return 0
     "$HR" synth --preset tiny --vocab "$SERVE_MODEL" --ctx 512 -o "$TMP/tiny.gguf" >/dev/null 2>"$TMP/synth.err"
+}
+
+# slow_model: the 110m shape (85M parameters, q8_0) with the same vocabulary in
+# $TMP/slow.gguf. Its greedy output never ends early and a token takes milliseconds even
+# with the fastest kernels: 400 tokens last seconds, for the queue and disconnect tests.
+slow_model() {
+    [ -e "$TMP/slow.gguf" ] && return 0
+    "$HR" synth --preset 110m --type q8_0 --vocab "$SERVE_MODEL" --ctx 512 -o "$TMP/slow.gguf" >/dev/null 2>"$TMP/synth.err"
 }
 
 # ---------------------------------------------------------------- endpoints
@@ -743,8 +750,8 @@ test_serve_status_401_404_405_413() {
 test_serve_full_queue_gets_429_with_retry_after() {
     local name=serve_full_queue_gets_429_with_retry_after bad=()
     need_asset $name models/stories260K.gguf || return
-    if ! tiny_model; then fail $name "synth failed: $(cat "$TMP/synth.err")"; return; fi
-    serve_begin $name -m "$TMP/tiny.gguf" --parallel 1 --max-queue 1 || return
+    if ! slow_model; then fail $name "synth failed: $(cat "$TMP/synth.err")"; return; fi
+    serve_begin $name -m "$TMP/slow.gguf" --parallel 1 --max-queue 1 || return
     local slow='{"prompt":"Once","max_tokens":400,"temperature":0}'
     curl -sS --max-time 60 -o "$TMP/q1.out" "$SRV/v1/completions" --data-binary "$slow" >/dev/null 2>&1 &
     serve_bg+=($!)
@@ -921,8 +928,8 @@ test_serve_stream_never_splits_utf8() {
 test_serve_disconnect_cancels_and_frees_blocks() {
     local name=serve_disconnect_cancels_and_frees_blocks bad=()
     need_asset $name models/stories260K.gguf || return
-    if ! tiny_model; then fail $name "synth failed: $(cat "$TMP/synth.err")"; return; fi
-    serve_begin $name -m "$TMP/tiny.gguf" || return
+    if ! slow_model; then fail $name "synth failed: $(cat "$TMP/synth.err")"; return; fi
+    serve_begin $name -m "$TMP/slow.gguf" || return
     local c0 c1 c2 rc
     c0=$(outcome cancelled)
     # Streamed: 400 greedy tokens take seconds; the client leaves after 0.7 s.

@@ -1,0 +1,170 @@
+/* kernels/simd — the interface between the matmul driver (matmul.c) and the kernel sets
+ * of each SIMD level (simd_scalar.c, simd_avx2.c, simd_avx512.c), and the layout of the
+ * 8-bit activations their integer dot products read.
+ *
+ * Quantized weights are multiplied by activations quantized to 8 bits once per matmul,
+ * so that inner loops are integer multiply-adds. Two activation layouts exist, one per
+ * weight family; a row holds one token, sections start 64-byte aligned:
+ *   a32 (q8_0, q4_0): blocks of 32 with d = amax / 127 and q = round-to-nearest-even of
+ *       x * 127 / amax. int8 qs[nbp * 32] in quad order (hr_a32_pos): four blocks A-D
+ *       take 128 bytes, [A0-15 B0-15 C0-15 D0-15 | A16-31 B16-31 C16-31 D16-31], so that
+ *       one vector of each half gives every block four 32-bit lanes of its own and two
+ *       vpdpbusd sum whole blocks per lane (kernels shuffle weights the same way). Then
+ *       per block, repeated for its four lanes: float d4[nbp * 4], and int32 bias4[nbp * 4]
+ *       = -(offset / 4) * (sum of the block's qs), where offset is what kernels add to
+ *       the weight levels to make them unsigned (128 for q8_0, 8 for q4_0): starting the
+ *       lanes' sums at the bias removes it exactly. nbp = blocks rounded up to a quad;
+ *       the padding is zero.
+ *   a256 (q4_k, q5_k, q6_k): blocks of 256 with the same quantization, in element order;
+ *       int8 qs[nb * 256], float d[nb rounded up to 16], int16 bsums[nb * 16] (sums of
+ *       16 qs, for the k-quants' mins and q6_k's offset).
+ * Every level quantizes activations to the same bytes, so levels differ only in the
+ * order of float additions.
+ *
+ * Must not: be used outside src/kernels (and its tests); allocate. */
+#ifndef HR_KERNELS_SIMD_H
+#define HR_KERNELS_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/ggml_type.h"
+#include "kernels/cpu.h"
+
+typedef enum {
+    HR_ACT_F32,  /* float weights read the f32 activations directly */
+    HR_ACT_A32,
+    HR_ACT_A256,
+    HR_ACT_NONE, /* no fast kernel: the reference dot product */
+} hr_act_kind;
+
+static inline hr_act_kind hr_act_kind_of(uint32_t type) {
+    switch (type) {
+    case HR_TYPE_F32:
+    case HR_TYPE_F16:
+    case HR_TYPE_BF16: return HR_ACT_F32;
+    case HR_TYPE_Q8_0:
+    case HR_TYPE_Q4_0: return HR_ACT_A32;
+    case HR_TYPE_Q4_K:
+    case HR_TYPE_Q5_K:
+    case HR_TYPE_Q6_K: return HR_ACT_A256;
+    default: return HR_ACT_NONE;
+    }
+}
+
+static inline int64_t hr_round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+/* Blocks in an a32 row of n elements, padding included. */
+static inline int64_t hr_a32_blocks(int64_t n) { return hr_round_up(n / 32, 4); }
+
+/* What kernels add to a weight type's levels to make them unsigned bytes. */
+static inline int32_t hr_a32_offset(uint32_t type) { return type == HR_TYPE_Q8_0 ? 128 : 8; }
+
+/* Where element j (0..31) of block b lives in an a32 row's qs. */
+static inline int64_t hr_a32_pos(int64_t b, int j) { return b / 4 * 128 + j / 16 * 64 + b % 4 * 16 + j % 16; }
+
+typedef struct {
+    int8_t *qs;
+    float *d;       /* a32: d4, each block's d in its four lanes */
+    int32_t *bias4; /* a32 only */
+    int16_t *bsums; /* a256 only */
+} hr_act_row;
+
+static inline size_t hr_a256_d_offset(int64_t n) { return (size_t)(n / 256) * 256; }
+static inline size_t hr_a256_bsums_offset(int64_t n) {
+    return hr_a256_d_offset(n) + (size_t)hr_round_up(n / 256, 16) * sizeof(float);
+}
+
+/* Bytes of one activation row of n elements for weights of kind (0 for f32 and none);
+ * a multiple of 64. */
+static inline size_t hr_act_row_bytes(hr_act_kind kind, int64_t n) {
+    if (kind == HR_ACT_A32) return (size_t)hr_a32_blocks(n) * (32 + 4 * sizeof(float) + 4 * sizeof(int32_t));
+    if (kind == HR_ACT_A256)
+        return (size_t)hr_round_up((int64_t)hr_a256_bsums_offset(n) + n / 256 * 16 * 2, 64);
+    return 0;
+}
+
+/* The largest row any weight kind needs for up to n columns. */
+static inline size_t hr_act_row_bytes_max(int64_t n) {
+    size_t a = hr_act_row_bytes(HR_ACT_A32, hr_round_up(n, 32));
+    size_t b = hr_act_row_bytes(HR_ACT_A256, hr_round_up(n, 256));
+    return a > b ? a : b;
+}
+
+static inline hr_act_row hr_act_row_at(hr_act_kind kind, uint8_t *row, int64_t n) {
+    hr_act_row a = {.qs = (int8_t *)row};
+    if (kind == HR_ACT_A32) {
+        int64_t nbp = hr_a32_blocks(n);
+        a.d = (float *)(row + nbp * 32);
+        a.bias4 = (int32_t *)(a.d + nbp * 4);
+    } else {
+        a.d = (float *)(row + hr_a256_d_offset(n));
+        a.bsums = (int16_t *)(row + hr_a256_bsums_offset(n));
+    }
+    return a;
+}
+
+/* Up to this many consecutive weight rows per kernel call. */
+enum { HR_KERNEL_ROWS = 4 };
+
+/* For r < nr and t < nt: y[t * y_stride + r] = (weight row r . activation t). Rows are
+ * row_bytes apart from row; activations are nt rows act_stride bytes apart (f32 rows of
+ * n floats for float weights, else the weight kind's layout, 64-byte aligned). nr is 1 to
+ * HR_KERNEL_ROWS, nt a power of two up to the set's max_tokens. Each output is computed
+ * by the same operations in the same order whatever nr and nt are, so tiling, batching
+ * and threading never change results. */
+typedef void (*hr_rowdot_fn)(const uint8_t *row, uint64_t row_bytes, int nr, const uint8_t *act, size_t act_stride,
+                             int64_t n, int nt, float *y, int64_t y_stride);
+/* Quantizes n floats (a whole number of the kind's blocks) into one activation row for
+ * weights of type wtype. */
+typedef void (*hr_act_quant_fn)(const float *x, int64_t n, uint32_t wtype, uint8_t *row);
+typedef float (*hr_kv_dot_fn)(const void *k, const float *q, int64_t n);
+typedef void (*hr_kv_axpy_fn)(float a, const void *v, float *out, int64_t n);
+
+typedef struct {
+    hr_simd_level level;
+    int max_tokens;
+    hr_rowdot_fn rowdot[HR_TYPE_COUNT_]; /* NULL: no fast path for the type */
+    hr_act_quant_fn quantize_a32, quantize_a256;
+    /* KV types f32, f16, q8_0 (q8_0 rows may end inside their last block). */
+    hr_kv_dot_fn kv_dot[HR_TYPE_COUNT_];
+    hr_kv_axpy_fn kv_axpy[HR_TYPE_COUNT_];
+} hr_simd_kernels;
+
+/* Calls body(args..., nt) with nt a constant (8, 4, 2 or 1; 8 only in the NT8 form), so
+ * that each instantiation keeps its per-token accumulators in registers. */
+#define HR_DISPATCH_NT4(body, nt, ...)                \
+    switch (nt) {                                     \
+    case 4: body(__VA_ARGS__, 4); break;              \
+    case 2: body(__VA_ARGS__, 2); break;              \
+    default: body(__VA_ARGS__, 1); break;             \
+    }
+#define HR_DISPATCH_NT8(body, nt, ...)                \
+    if ((nt) == 8) {                                  \
+        body(__VA_ARGS__, 8);                         \
+    } else {                                          \
+        HR_DISPATCH_NT4(body, nt, __VA_ARGS__)        \
+    }
+
+/* q4_k/q5_k: the 6-bit scales and mins of a block's 8 sub-blocks from its 12 packed bytes
+ * (b + 4), as bytes: out bytes 0-7 the scales, 8-15 the mins. Word arithmetic on the
+ * packing: sub-blocks 0-3 keep their low 6 bits in bytes 0-3 (scale) and 4-7 (min);
+ * 4-7 have their low nibbles in bytes 8-11 and their top 2 bits in the spare top bits
+ * of bytes 0-3 (scale) and 4-7 (min). */
+static inline void hr_k4_scales_mins(const uint8_t *packed, uint32_t out[4]) {
+    uint32_t s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = (uint32_t)packed[4 * i] | (uint32_t)packed[4 * i + 1] << 8 | (uint32_t)packed[4 * i + 2] << 16 |
+               (uint32_t)packed[4 * i + 3] << 24;
+    out[0] = s[0] & 0x3F3F3F3Fu;
+    out[1] = (s[2] & 0x0F0F0F0Fu) | ((s[0] >> 6 & 0x03030303u) << 4);
+    out[2] = s[1] & 0x3F3F3F3Fu;
+    out[3] = ((s[2] >> 4) & 0x0F0F0F0Fu) | ((s[1] >> 6 & 0x03030303u) << 4);
+}
+
+extern const hr_simd_kernels hr_simd_scalar_kernels, hr_simd_avx2_kernels, hr_simd_avx512_kernels;
+
+/* The kernel set of a level (the scalar one when the level's set is not built). */
+const hr_simd_kernels *hr_simd_kernels_for(hr_simd_level level);
+
+#endif

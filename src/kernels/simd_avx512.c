@@ -1,0 +1,431 @@
+/* The AVX-512 kernel set (F, BW, VL, VNNI, VBMI). This file alone is compiled for those
+ * extensions; matmul.c calls into it only when cpu.c found them.
+ *
+ * Layout of the work: a kernel decodes each weight vector once and uses it for every
+ * token of its call (up to 8), so weights are read once per token group. Float weights
+ * go 4 rows x 4 tokens at a time, so each activation load also serves 4 rows. Integer
+ * products use vpdpbusd (unsigned x signed bytes) for the per-32 formats and
+ * vpmaddubsw + vpdpwssd (which also applies the int scale) for the k-quants. */
+#if defined(__x86_64__)
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/simd.h"
+
+#define AI static inline __attribute__((always_inline))
+
+enum { MAX_TOKENS = 8 };
+
+static uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static float load_half(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
+/* ---- float weights (f32, f16, bf16) ------------------------------------------------ */
+
+/* 16 values from element i as f32; m selects the live lanes at a row's tail. */
+AI __m512 load_floats(uint32_t type, const uint8_t *p, int64_t i, __mmask16 m) {
+    if (type == HR_TYPE_F32) return m == 0xFFFF ? _mm512_loadu_ps(p + 4 * i) : _mm512_maskz_loadu_ps(m, p + 4 * i);
+    __m256i h = m == 0xFFFF ? _mm256_loadu_si256((const __m256i *)(p + 2 * i)) : _mm256_maskz_loadu_epi16(m, p + 2 * i);
+    if (type == HR_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); /* bf16: the top half of an f32 */
+}
+
+/* R rows x nt tokens (nt <= 4): every activation load feeds R FMAs, and four tokens of
+ * f32 activations stay in L1 for rows of a few thousand. Rows past nr repeat row nr - 1
+ * and their results are dropped. */
+AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
+                   int64_t n, float *y, int64_t ys, const int R, const int nt) {
+    const uint8_t *w[HR_KERNEL_ROWS];
+    __m512 acc[HR_KERNEL_ROWS][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        w[r] = row + (uint64_t)(r < nr ? r : nr - 1) * rb;
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 wv[HR_KERNEL_ROWS];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) wv[r] = load_floats(type, w[r], i, m);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const float *x = (const float *)(act + t * stride) + i;
+            __m512 xv = m == 0xFFFF ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m, x);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        if (r < nr) {
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+        }
+}
+
+AI void float_rowdot(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
+                     int64_t n, float *y, int64_t ys, const int nt) {
+    if (nt == 8) {
+        float_tile(type, row, rb, nr, act, stride, n, y, ys, HR_KERNEL_ROWS, 4);
+        float_tile(type, row, rb, nr, act + 4 * stride, stride, n, y + 4 * ys, ys, HR_KERNEL_ROWS, 4);
+    } else {
+        float_tile(type, row, rb, nr, act, stride, n, y, ys, HR_KERNEL_ROWS, nt);
+    }
+}
+
+/* ---- q8_0 / q4_0 against a32 ------------------------------------------------------ */
+
+/* A 64-byte load at base + from that reads zeros past avail bytes (a row's end). */
+AI __m512i load_bytes(const uint8_t *base, int64_t from, int64_t avail) {
+    int64_t n = avail - from;
+    if (n >= 64) return _mm512_loadu_si512(base + from);
+    return _mm512_maskz_loadu_epi8(n <= 0 ? 0 : ((__mmask64)1 << n) - 1, base + from);
+}
+
+/* vpermt2b indexes that gather a quad (four blocks) of weights into the activations'
+ * quad order, from two 64-byte loads: q8_0 (34-byte blocks, levels at 2) loads [0, 64)
+ * and [64, 128) for the first halves, [8, 72) and [72, 136) for the second; q4_0
+ * (18-byte blocks, 16 bytes of nibble pairs at 2) loads [0, 64) and [8, 72). Then the
+ * vpermt2w indexes of the four fp16 scales (at the blocks' starts) in the first pair of
+ * loads, each repeated for its block's four lanes. */
+#define RUN16(a) \
+    a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13, a + 14, a + 15
+#define FOUR(a) a, a, a, a
+static const uint8_t q8_0_first_halves[64] = {RUN16(2), RUN16(36), RUN16(70), RUN16(104)};
+static const uint8_t q8_0_second_halves[64] = {RUN16(10), RUN16(44), RUN16(78), RUN16(112)};
+static const uint8_t q4_0_nibble_pairs[64] = {RUN16(2), RUN16(20), RUN16(38), RUN16(112)};
+static const uint16_t q8_0_scales[32] = {FOUR(0), FOUR(17), FOUR(34), FOUR(51)};
+static const uint16_t q4_0_scales[32] = {FOUR(0), FOUR(9), FOUR(18), FOUR(27)};
+#undef RUN16
+#undef FOUR
+
+typedef struct {
+    __m512i idx_lo, idx_hi, idx_scales;
+} a32_shuffles;
+
+AI a32_shuffles a32_shuffles_for(uint32_t type) {
+    return (a32_shuffles){
+        .idx_lo = _mm512_loadu_si512(type == HR_TYPE_Q8_0 ? q8_0_first_halves : q4_0_nibble_pairs),
+        .idx_hi = _mm512_loadu_si512(q8_0_second_halves),
+        .idx_scales = _mm512_loadu_si512(type == HR_TYPE_Q8_0 ? q8_0_scales : q4_0_scales),
+    };
+}
+
+/* The quad of weight blocks at q as unsigned bytes in quad order: *lo the first 16
+ * elements of each block, *hi the last 16 (q8_0 gives w + 128, q4_0 its 0..15 levels;
+ * the activations' bias takes the offsets back), and *dw each block's scale in its four
+ * lanes. avail: bytes left in the row; blocks past it read as zeros. */
+AI void a32_quad(uint32_t type, const uint8_t *q, int64_t avail, const a32_shuffles *sh, __m512i *lo, __m512i *hi,
+                 __m512 *dw) {
+    __m512i l0 = load_bytes(q, 0, avail), l1;
+    if (type == HR_TYPE_Q8_0) {
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        l1 = load_bytes(q, 64, avail);
+        *lo = _mm512_xor_si512(_mm512_permutex2var_epi8(l0, sh->idx_lo, l1), flip);
+        *hi = _mm512_permutex2var_epi8(load_bytes(q, 8, avail), sh->idx_hi, load_bytes(q, 72, avail));
+        *hi = _mm512_xor_si512(*hi, flip);
+    } else {
+        const __m512i nibble = _mm512_set1_epi8(0x0F);
+        l1 = load_bytes(q, 8, avail);
+        __m512i z = _mm512_permutex2var_epi8(l0, sh->idx_lo, l1);
+        *lo = _mm512_and_si512(z, nibble);
+        *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), nibble);
+    }
+    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, sh->idx_scales, l1)));
+}
+
+/* A quad takes two vpdpbusd per token, started at the activations' bias, after which
+ * each block owns four lanes: one conversion and one FMA with the lanes' scales. */
+AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
+                   int64_t ys, const int nt) {
+    const int bb = type == HR_TYPE_Q8_0 ? 34 : 18;
+    const int64_t nb = n / 32, nbp = hr_a32_blocks(n);
+    const a32_shuffles sh = a32_shuffles_for(type);
+    __m512 acc[MAX_TOKENS];
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t q = 0; q < nb; q += 4) {
+        __m512i lo, hi;
+        __m512 dw;
+        a32_quad(type, row + q * bb, (nb - q) * bb, &sh, &lo, &hi, &dw);
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *a = act + t * stride;
+            const float *d4 = (const float *)(a + nbp * 32) + 4 * q;
+            __m512i dot = _mm512_load_si512(d4 + 4 * nbp); /* bias4 */
+            dot = _mm512_dpbusd_epi32(dot, lo, _mm512_load_si512(a + 32 * q));
+            dot = _mm512_dpbusd_epi32(dot, hi, _mm512_load_si512(a + 32 * q + 64));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(d4)), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
+}
+
+/* ---- k-quants against a256 ---------------------------------------------------------- */
+
+/* A block as d * scale * q - dmin * min per 16 elements (see hr_quant_k_ints). */
+typedef struct {
+    __m256i scale, min; /* 16 int16 each */
+    float d, dmin;
+    __m512i qh; /* q5_k: the 32 high-bit bytes in both halves */
+} k_block;
+
+AI k_block k_head(uint32_t type, const uint8_t *b) {
+    k_block k;
+    if (type == HR_TYPE_Q6_K) {
+        k.scale = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
+        k.min = _mm256_slli_epi16(k.scale, 5); /* the stored offset of 32 */
+        k.d = k.dmin = load_half(b + 208);
+        k.qh = _mm512_setzero_si512();
+        return k;
+    }
+    uint32_t sm[4];
+    hr_k4_scales_mins(b + 4, sm);
+    __m128i v = _mm_setr_epi32((int)sm[0], (int)sm[1], (int)sm[2], (int)sm[3]);
+    k.scale = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v)); /* each sub-block's value for both 16s */
+    k.min = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+    k.d = load_half(b);
+    k.dmin = load_half(b + 2);
+    k.qh = type == HR_TYPE_Q5_K ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)))
+                                : _mm512_setzero_si512();
+    return k;
+}
+
+/* Levels of elements 64v .. 64v + 63 as unsigned bytes in element order. */
+AI __m512i k_levels(uint32_t type, const uint8_t *b, int v, const k_block *k) {
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    /* 16-bit shift counts: the first 32 bytes by lo, the last 32 by hi */
+#define HALVES(lo, hi) _mm512_inserti64x4(_mm512_set1_epi16(lo), _mm256_set1_epi16(hi), 1)
+    if (type == HR_TYPE_Q6_K) {
+        /* Half h of the block: 64 ql bytes hold elements 0-63 in low nibbles and 64-127 in
+         * high ones; element 32k + l has bits 2k, 2k+1 of qh[l]. */
+        int h = v / 2, p = v % 2;
+        __m512i ql = _mm512_loadu_si512(b + 64 * h);
+        __m512i lo = _mm512_and_si512(p ? _mm512_srli_epi16(ql, 4) : ql, nibble);
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+        __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(qh, HALVES(4 * p, 4 * p + 2)), _mm512_set1_epi8(3));
+        return _mm512_or_si512(lo, _mm512_slli_epi16(hb, 4));
+    }
+    /* q4_k/q5_k: 32 bytes per 64 elements, the first 32 in low nibbles. */
+    const uint8_t *qs = b + (type == HR_TYPE_Q4_K ? 16 : 48) + 32 * v;
+    __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+    __m512i w = _mm512_and_si512(_mm512_srlv_epi16(q, HALVES(0, 4)), nibble);
+    if (type == HR_TYPE_Q5_K) {
+        /* Sub-block j's fifth bits are bit j of the 32 qh bytes. */
+        __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << 2 * v)),
+                                         _mm256_set1_epi8((char)(1 << (2 * v + 1))), 1);
+        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(k->qh, bit), w, _mm512_set1_epi8(16));
+    }
+#undef HALVES
+    return w;
+}
+
+AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
+                 int64_t ys, const int nt) {
+    const int bb = type == HR_TYPE_Q4_K ? 144 : type == HR_TYPE_Q5_K ? 176 : 210;
+    const size_t d_at = hr_a256_d_offset(n), bsums_at = hr_a256_bsums_offset(n);
+    /* Word i of a product vector covers elements 2i, 2i+1: its scale is number i / 8 of
+     * the vector's four. */
+    const __m512i quarter = _mm512_cvtepu8_epi16(_mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                                                  2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    __m512 acc[MAX_TOKENS];
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t blk = 0; blk < n / 256; blk++) {
+        const uint8_t *b = row + blk * bb;
+        k_block k = k_head(type, b);
+        __m512i dots[MAX_TOKENS];
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) dots[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            __m512i w = k_levels(type, b, v, &k);
+            __m512i s = _mm512_permutexvar_epi16(_mm512_add_epi16(quarter, _mm512_set1_epi16((short)(4 * v))),
+                                                 _mm512_castsi256_si512(k.scale));
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                __m512i x = _mm512_load_si512(act + t * stride + blk * 256 + 64 * v);
+                dots[t] = _mm512_dpwssd_epi32(dots[t], _mm512_maddubs_epi16(w, x), s);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *a = act + t * stride;
+            float dx = ((const float *)(a + d_at))[blk];
+            __m256i mins = _mm256_madd_epi16(k.min, _mm256_loadu_si256((const __m256i *)(a + bsums_at) + blk));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), _mm512_set1_ps(k.d * dx), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins)), _mm512_set1_ps(k.dmin * dx),
+                                      acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
+}
+
+/* The set's kernels: float ones tile rows themselves, the others take one row at a time. */
+#define FLOAT_ROWDOT(name, type)                                                                   \
+    static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
+                     float *y, int64_t ys) {                                                       \
+        HR_DISPATCH_NT8(float_rowdot, nt, type, row, rb, nr, act, stride, n, y, ys)                \
+    }
+#define ROWDOT(name, kernel, type)                                                                 \
+    static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
+                     float *y, int64_t ys) {                                                       \
+        for (int r = 0; r < nr; r++) HR_DISPATCH_NT8(kernel, nt, type, row + r * rb, act, stride, n, y + r, ys) \
+    }
+
+FLOAT_ROWDOT(rowdot_f32, HR_TYPE_F32)
+FLOAT_ROWDOT(rowdot_f16, HR_TYPE_F16)
+FLOAT_ROWDOT(rowdot_bf16, HR_TYPE_BF16)
+ROWDOT(rowdot_q8_0, a32_rowdot, HR_TYPE_Q8_0)
+ROWDOT(rowdot_q4_0, a32_rowdot, HR_TYPE_Q4_0)
+ROWDOT(rowdot_q4_k, k_rowdot, HR_TYPE_Q4_K)
+ROWDOT(rowdot_q5_k, k_rowdot, HR_TYPE_Q5_K)
+ROWDOT(rowdot_q6_k, k_rowdot, HR_TYPE_Q6_K)
+
+/* ---- activation quantization (same bytes as simd_scalar.c) --------------------------- */
+
+/* max |x| over the vectors, compared as bit patterns like the scalar reference */
+AI float amax_bits(const __m512 *x, int count) {
+    __m512i m = _mm512_setzero_si512();
+    for (int i = 0; i < count; i++)
+        m = _mm512_max_epi32(m, _mm512_and_si512(_mm512_castps_si512(x[i]), _mm512_set1_epi32(0x7FFFFFFF)));
+    int bits = _mm512_reduce_max_epi32(m);
+    float amax;
+    memcpy(&amax, &bits, sizeof amax);
+    return amax;
+}
+
+/* Quantizes count vectors of 16 with one scale; stores vector i's bytes at q + at(i) and
+ * returns d. sums receives each vector's sum. */
+AI float quantize_vectors(const float *x, int count, int8_t *q, int64_t (*at)(int64_t, int), int64_t b,
+                          int32_t *sums) {
+    __m512 v[16];
+    for (int i = 0; i < count; i++) v[i] = _mm512_loadu_ps(x + 16 * i);
+    float amax = amax_bits(v, count);
+    __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    for (int i = 0; i < count; i++) {
+        __m512 xi = _mm512_mul_ps(v[i], id); /* NaN (non-finite input) quantizes to 0, as in scalar */
+        __m512i qi = _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask(xi, xi, _CMP_ORD_Q), xi);
+        _mm_storeu_si128((__m128i *)(q + at(b, i)), _mm512_cvtsepi32_epi8(qi));
+        sums[i] = _mm512_reduce_add_epi32(qi);
+    }
+    return amax / 127.0f;
+}
+
+/* Where 16-element vector i of block b goes: a32 quad order, a256 element order. */
+static int64_t a32_at(int64_t b, int i) { return hr_a32_pos(b, 16 * i); }
+static int64_t a256_at(int64_t b, int i) { return 256 * b + 16 * i; }
+
+static void quantize_a32(const float *x, int64_t n, uint32_t wtype, uint8_t *row) {
+    hr_act_row a = hr_act_row_at(HR_ACT_A32, row, n);
+    int64_t nb = n / 32, nbp = hr_a32_blocks(n);
+    for (int64_t b = 0; b < nbp; b++) {
+        int32_t sums[2] = {0, 0};
+        float d = 0.0f;
+        if (b < nb)
+            d = quantize_vectors(x + 32 * b, 2, a.qs, a32_at, b, sums);
+        else
+            for (int i = 0; i < 2; i++) _mm_storeu_si128((__m128i *)(a.qs + a32_at(b, i)), _mm_setzero_si128());
+        _mm_storeu_ps(a.d + 4 * b, _mm_set1_ps(d));
+        _mm_storeu_si128((__m128i *)(a.bias4 + 4 * b), _mm_set1_epi32(-(hr_a32_offset(wtype) / 4) * (sums[0] + sums[1])));
+    }
+}
+
+static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *row) {
+    hr_act_row a = hr_act_row_at(HR_ACT_A256, row, n);
+    for (int64_t b = 0; b < n / 256; b++) {
+        int32_t sums[16];
+        a.d[b] = quantize_vectors(x + 256 * b, 16, a.qs, a256_at, b, sums);
+        for (int s = 0; s < 16; s++) a.bsums[16 * b + s] = (int16_t)sums[s];
+    }
+}
+
+/* ---- KV rows ----------------------------------------------------------------------- */
+
+static float kv_dot_f32(const void *k, const float *q, int64_t n) {
+    float y;
+    float_tile(HR_TYPE_F32, k, 0, 1, (const uint8_t *)q, 0, n, &y, 0, 1, 1);
+    return y;
+}
+
+static float kv_dot_f16(const void *k, const float *q, int64_t n) {
+    float y;
+    float_tile(HR_TYPE_F16, k, 0, 1, (const uint8_t *)q, 0, n, &y, 0, 1, 1);
+    return y;
+}
+
+/* Mask of the live elements among the 32 of the block starting at element i. */
+AI __mmask32 block_mask(int64_t i, int64_t n) { return n - i >= 32 ? 0xFFFFFFFFu : (1u << (n - i)) - 1; }
+
+/* The 32 values of a q8_0 block as two vectors of f32 levels (not yet scaled). */
+AI void q8_0_levels(const uint8_t *b, __m512 *lo, __m512 *hi) {
+    *lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
+    *hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
+}
+
+static float kv_dot_q8_0(const void *k, const float *q, int64_t n) {
+    const uint8_t *b = k;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 32, b += 34) {
+        __mmask32 m = block_mask(i, n);
+        __m512 lo, hi;
+        q8_0_levels(b, &lo, &hi);
+        __m512 s = _mm512_mul_ps(lo, _mm512_maskz_loadu_ps((__mmask16)m, q + i));
+        s = _mm512_fmadd_ps(hi, _mm512_maskz_loadu_ps((__mmask16)(m >> 16), q + i + 16), s);
+        acc = _mm512_fmadd_ps(s, _mm512_set1_ps(load_half(b)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* out += a * v with a multiply and an add (no FMA), as the scalar loop rounds. */
+AI void axpy16(float a, __m512 v, float *out, __mmask16 m) {
+    __m512 o = _mm512_maskz_loadu_ps(m, out);
+    _mm512_mask_storeu_ps(out, m, _mm512_add_ps(o, _mm512_mul_ps(_mm512_set1_ps(a), v)));
+}
+
+AI void axpy_floats(uint32_t type, float a, const uint8_t *v, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        axpy16(a, load_floats(type, v, i, m), out + i, m);
+    }
+}
+
+static void kv_axpy_f32(float a, const void *v, float *out, int64_t n) { axpy_floats(HR_TYPE_F32, a, v, out, n); }
+static void kv_axpy_f16(float a, const void *v, float *out, int64_t n) { axpy_floats(HR_TYPE_F16, a, v, out, n); }
+
+static void kv_axpy_q8_0(float a, const void *v, float *out, int64_t n) {
+    const uint8_t *b = v;
+    for (int64_t i = 0; i < n; i += 32, b += 34) {
+        __mmask32 m = block_mask(i, n);
+        __m512 lo, hi, d = _mm512_set1_ps(load_half(b));
+        q8_0_levels(b, &lo, &hi);
+        axpy16(a, _mm512_mul_ps(lo, d), out + i, (__mmask16)m);
+        if (m >> 16) axpy16(a, _mm512_mul_ps(hi, d), out + i + 16, (__mmask16)(m >> 16));
+    }
+}
+
+const hr_simd_kernels hr_simd_avx512_kernels = {
+    .level = HR_SIMD_AVX512,
+    .max_tokens = MAX_TOKENS,
+    .rowdot =
+        {
+            [HR_TYPE_F32] = rowdot_f32,
+            [HR_TYPE_F16] = rowdot_f16,
+            [HR_TYPE_BF16] = rowdot_bf16,
+            [HR_TYPE_Q8_0] = rowdot_q8_0,
+            [HR_TYPE_Q4_0] = rowdot_q4_0,
+            [HR_TYPE_Q4_K] = rowdot_q4_k,
+            [HR_TYPE_Q5_K] = rowdot_q5_k,
+            [HR_TYPE_Q6_K] = rowdot_q6_k,
+        },
+    .quantize_a32 = quantize_a32,
+    .quantize_a256 = quantize_a256,
+    .kv_dot = {[HR_TYPE_F32] = kv_dot_f32, [HR_TYPE_F16] = kv_dot_f16, [HR_TYPE_Q8_0] = kv_dot_q8_0},
+    .kv_axpy = {[HR_TYPE_F32] = kv_axpy_f32, [HR_TYPE_F16] = kv_axpy_f16, [HR_TYPE_Q8_0] = kv_axpy_q8_0},
+};
+#else
+const hr_simd_kernels hr_simd_avx512_kernels = {.level = HR_SIMD_SCALAR};
+#endif
