@@ -186,3 +186,18 @@ test_run_truncate_cuts_the_prompt_from_the_left() {
         fail $name "rc=$rc" "stdout: $(cat "$TMP/out")" "stderr: $(cat "$TMP/err")"
     fi
 }
+
+test_bench_model_reports_pp_tg_and_bandwidth() {
+    local name=bench_model_reports_pp_tg_and_bandwidth
+    need_asset $name models/stories260K.gguf || return
+    "$HR" bench-model -m "$ASSETS/models/stories260K.gguf" -p 32 -n 16 -r 2 >"$TMP/out" 2>"$TMP/err"
+    local rc=$?
+    "$HR" bench-model -m "$ASSETS/models/stories260K.gguf" -p 500 -n 100 >/dev/null 2>"$TMP/err2"
+    local rc2=$?
+    if [ $rc -eq 0 ] && grep -Eq '^pp32 +[0-9.]+ +[0-9.]+ +[0-9.]+' "$TMP/out" && grep -Eq '^tg16 +[0-9.]+' "$TMP/out" &&
+        grep -q "GB/s achieved; machine read bandwidth" "$TMP/out" && [ $rc2 -eq 2 ] && grep -q "exceed the model's 512-token context" "$TMP/err2"; then
+        pass $name
+    else
+        fail $name "rc=$rc rc2=$rc2" "$(cat "$TMP/out" "$TMP/err" "$TMP/err2")"
+    fi
+}
