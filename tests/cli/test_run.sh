@@ -201,3 +201,18 @@ test_bench_model_reports_pp_tg_and_bandwidth() {
         fail $name "rc=$rc rc2=$rc2" "$(cat "$TMP/out" "$TMP/err" "$TMP/err2")"
     fi
 }
+
+test_run_reference_unchanged_with_1_to_4_threads() {
+    local name=run_reference_unchanged_with_1_to_4_threads
+    need_asset $name models/stories260K.gguf || return
+    local bad=() t c n prompt
+    for c in case2 case4; do
+        prompt=$(cat "$ASSETS/ref/llama2c/$c.prompt")
+        n=$(prompt_tokens_of -m "$ASSETS/models/stories260K.gguf" -p "$prompt")
+        for t in 1 2 3 4; do
+            "$HR" run -m "$ASSETS/models/stories260K.gguf" -p "$prompt" -n $((257 - n)) --temp 0 -t $t >"$TMP/out.txt" 2>/dev/null
+            cmp -s "$TMP/out.txt" "$ASSETS/ref/llama2c/$c.txt" || bad+=("$c with -t $t: $(cmp "$TMP/out.txt" "$ASSETS/ref/llama2c/$c.txt" 2>&1 | head -1)")
+        done
+    done
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
