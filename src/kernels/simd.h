@@ -131,6 +131,20 @@ typedef struct {
     hr_kv_axpy_fn kv_axpy[HR_TYPE_COUNT_];
 } hr_simd_kernels;
 
+/* Every level's file defines the same static kernel names; this names them in its table. */
+#define HR_SIMD_KERNEL_TABLE(name, lvl, max_tok)                                                          \
+    const hr_simd_kernels name = {                                                                       \
+        .level = (lvl),                                                                                  \
+        .max_tokens = (max_tok),                                                                         \
+        .rowdot = {[HR_TYPE_F32] = rowdot_f32, [HR_TYPE_F16] = rowdot_f16, [HR_TYPE_BF16] = rowdot_bf16, \
+                   [HR_TYPE_Q8_0] = rowdot_q8_0, [HR_TYPE_Q4_0] = rowdot_q4_0, [HR_TYPE_Q4_K] = rowdot_q4_k, \
+                   [HR_TYPE_Q5_K] = rowdot_q5_k, [HR_TYPE_Q6_K] = rowdot_q6_k},                          \
+        .quantize_a32 = quantize_a32,                                                                    \
+        .quantize_a256 = quantize_a256,                                                                  \
+        .kv_dot = {[HR_TYPE_F32] = kv_dot_f32, [HR_TYPE_F16] = kv_dot_f16, [HR_TYPE_Q8_0] = kv_dot_q8_0},  \
+        .kv_axpy = {[HR_TYPE_F32] = kv_axpy_f32, [HR_TYPE_F16] = kv_axpy_f16, [HR_TYPE_Q8_0] = kv_axpy_q8_0}, \
+    }
+
 /* Calls body(args..., nt) with nt a constant (8, 4, 2 or 1; 8 only in the NT8 form), so
  * that each instantiation keeps its per-token accumulators in registers. */
 #define HR_DISPATCH_NT4(body, nt, ...)                \

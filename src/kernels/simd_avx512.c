@@ -407,25 +407,7 @@ static void kv_axpy_q8_0(float a, const void *v, float *out, int64_t n) {
     }
 }
 
-const hr_simd_kernels hr_simd_avx512_kernels = {
-    .level = HR_SIMD_AVX512,
-    .max_tokens = MAX_TOKENS,
-    .rowdot =
-        {
-            [HR_TYPE_F32] = rowdot_f32,
-            [HR_TYPE_F16] = rowdot_f16,
-            [HR_TYPE_BF16] = rowdot_bf16,
-            [HR_TYPE_Q8_0] = rowdot_q8_0,
-            [HR_TYPE_Q4_0] = rowdot_q4_0,
-            [HR_TYPE_Q4_K] = rowdot_q4_k,
-            [HR_TYPE_Q5_K] = rowdot_q5_k,
-            [HR_TYPE_Q6_K] = rowdot_q6_k,
-        },
-    .quantize_a32 = quantize_a32,
-    .quantize_a256 = quantize_a256,
-    .kv_dot = {[HR_TYPE_F32] = kv_dot_f32, [HR_TYPE_F16] = kv_dot_f16, [HR_TYPE_Q8_0] = kv_dot_q8_0},
-    .kv_axpy = {[HR_TYPE_F32] = kv_axpy_f32, [HR_TYPE_F16] = kv_axpy_f16, [HR_TYPE_Q8_0] = kv_axpy_q8_0},
-};
+HR_SIMD_KERNEL_TABLE(hr_simd_avx512_kernels, HR_SIMD_AVX512, MAX_TOKENS);
 #else
 const hr_simd_kernels hr_simd_avx512_kernels = {.level = HR_SIMD_SCALAR};
 #endif
