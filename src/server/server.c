@@ -52,24 +52,24 @@ static enum MHD_Result get_models(hr_server *s, struct MHD_Connection *c) {
     return hr_http_send_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", model));
 }
 
-static enum MHD_Result get_metrics(hr_server *s, struct MHD_Connection *c) {
+/* The live views: engine stats rendered by a metrics function. */
+static enum MHD_Result send_view(hr_server *s, struct MHD_Connection *c, const char *content_type,
+                                 void (*render)(hr_metrics *, const hr_engine_stats *, hr_strbuf *)) {
     hr_engine_stats es;
     hr_server_engine_stats(s, &es);
     hr_strbuf out = {0};
-    hr_metrics_render_prometheus(s->metrics, &es, &out);
-    enum MHD_Result r = hr_http_send(c, 200, "text/plain; version=0.0.4", hr_strbuf_str(&out), out.len);
+    render(s->metrics, &es, &out);
+    enum MHD_Result r = hr_http_send(c, 200, content_type, hr_strbuf_str(&out), out.len);
     hr_strbuf_free(&out);
     return r;
 }
 
+static enum MHD_Result get_metrics(hr_server *s, struct MHD_Connection *c) {
+    return send_view(s, c, "text/plain; version=0.0.4", hr_metrics_render_prometheus);
+}
+
 static enum MHD_Result get_headroom(hr_server *s, struct MHD_Connection *c) {
-    hr_engine_stats es;
-    hr_server_engine_stats(s, &es);
-    hr_strbuf out = {0};
-    hr_metrics_render_headroom(s->metrics, &es, &out);
-    enum MHD_Result r = hr_http_send(c, 200, "application/json", hr_strbuf_str(&out), out.len);
-    hr_strbuf_free(&out);
-    return r;
+    return send_view(s, c, "application/json", hr_metrics_render_headroom);
 }
 
 static const struct {
