@@ -12,6 +12,7 @@ int hr_cmd_synth(int argc, char **argv);
 int hr_cmd_serve(int argc, char **argv);
 int hr_cmd_bench_model(int argc, char **argv);
 int hr_cmd_template(int argc, char **argv);
+int hr_cmd_count(int argc, char **argv);
 int hr_cmd_doctor(int argc, char **argv);
 int hr_cmd_plan(int argc, char **argv);
 int hr_cmd_probe(int argc, char **argv);

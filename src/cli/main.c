@@ -14,6 +14,8 @@ static const struct {
     {"run", hr_cmd_run, "generate text from a model (GGUF or llama2.c .bin)"},
     {"serve", hr_cmd_serve, "OpenAI-compatible server with token-budget guardrails"},
     {"bench-model", hr_cmd_bench_model, "prefill and decode speed of a model, next to the memory bandwidth"},
+    {"count", hr_cmd_count, "count the tokens of a text or a chat with a model's tokenizer"},
+    {"template", hr_cmd_template, "render a conversation through a chat template"},
     {"convert", hr_cmd_convert, "convert a llama2.c checkpoint and tokenizer to GGUF"},
     {"synth", hr_cmd_synth, "write a model of a given shape with seeded random weights"},
     {"doctor", hr_cmd_doctor, "every layer that caps the sequence length, which one binds, and the memory math"},

@@ -1084,3 +1084,24 @@ test_serve_openai_npm_client() {
     grep -qE '^# pass [1-9]' "$TMP/node.out" || bad+=("no passing node test: $(tail -n 10 "$TMP/node.out" | tr '\n' ' ')")
     serve_finish $name
 }
+
+# ---------------------------------------------------------------- chat templates
+
+test_serve_chat_template_builtin_counts_the_rendered_prompt() {
+    local name=serve_chat_template_builtin_counts_the_rendered_prompt bad=()
+    serve_begin $name --chat-template chatml || return
+    local conv='{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Once upon a time"}],"add_generation_prompt":true}'
+    echo "$conv" >"$TMP/conv.json"
+    local want
+    # A file keeps the render's final newline, which $(...) would strip.
+    "$HR" template --chat-template chatml --chat "$TMP/conv.json" >"$TMP/rendered.txt" 2>/dev/null
+    want=$("$HR" count -m "$SERVE_MODEL" --file "$TMP/rendered.txt" 2>/dev/null)
+    post /v1/chat/completions "$(jq -c '{messages, max_tokens: 4, temperature: 0}' "$TMP/conv.json")"
+    want_code 200 "chat through chatml"
+    want "prompt counted after the chatml template" ".usage.prompt_tokens == $want and .headroom.prompt_tokens == $want"
+    [ "${want:-0}" -gt 10 ] || bad+=("the chatml render counted only '$want' tokens")
+    serve_finish $name
+    "$HR" serve -m "$SERVE_MODEL" --port 0 --chat-template no-such-template >/dev/null 2>"$TMP/tmpl.err"
+    [ $? -eq 1 ] && grep -q "no-such-template" "$TMP/tmpl.err" ||
+        fail "${name}_refuses_unknown" "serve with an unknown template: $(cat "$TMP/tmpl.err")"
+}
