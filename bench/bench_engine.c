@@ -9,14 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "engine/engine.h"
 #include "formats/ggml_type.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 typedef struct {
     int64_t generated;
@@ -28,7 +23,7 @@ static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, co
     (void)id;
     (void)token;
     (void)error;
-    if (finish == HR_FINISH_NONE && c->generated++ == 0) c->t_first_ms = now_ms();
+    if (finish == HR_FINISH_NONE && c->generated++ == 0) c->t_first_ms = hr_now_ms();
 }
 
 int main(int argc, char **argv) {
@@ -80,7 +75,7 @@ int main(int argc, char **argv) {
             if (hr_engine_submit(e, &r, NULL, &err) != HR_OK) fprintf(stderr, "bench_engine: %s\n", err.msg);
         }
         hr_engine_wait_idle(e);
-        double end = now_ms(), first = end;
+        double end = hr_now_ms(), first = end;
         int64_t decoded = 0;
         for (int s = 0; s < conc; s++) {
             if (counts[s].generated > 0 && counts[s].t_first_ms < first) first = counts[s].t_first_ms;

@@ -3,22 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hr_fit_result_free(hr_fit_result *res) { hr_tokens_free(&res->prompt); }
+#include "base/json.h"
 
-/* Text of a message's content: a string, or the text parts of a parts array. */
-static void content_text(const json_t *msg, hr_strbuf *out) {
-    const json_t *c = json_object_get(msg, "content");
-    if (json_is_string(c)) {
-        hr_strbuf_append(out, json_string_value(c), json_string_length(c));
-        return;
-    }
-    size_t i;
-    const json_t *part;
-    json_array_foreach(c, i, part) {
-        const json_t *text = json_object_get(part, "text");
-        if (json_is_string(text)) hr_strbuf_append(out, json_string_value(text), json_string_length(text));
-    }
-}
+void hr_fit_result_free(hr_fit_result *res) { hr_tokens_free(&res->prompt); }
 
 static bool is_role(const json_t *msg, const char *role) {
     const char *r = json_string_value(json_object_get(msg, "role"));
@@ -74,7 +61,7 @@ static void join_pieces(const hr_vocab *v, const int32_t *ids, size_t from, size
 static hr_status cut_message(const hr_fit_request *req, json_t *messages, int idx, hr_tokens *prompt, hr_error *err) {
     json_t *msg = json_array_get(messages, (size_t)idx);
     hr_strbuf original = {0};
-    content_text(msg, &original);
+    hr_json_content_text(json_object_get(msg, "content"), &original);
     hr_tokens ids = {0};
     hr_status st = hr_tok_encode(req->vocab, hr_strbuf_str(&original), original.len, 0, &ids, err);
     hr_strbuf_free(&original);
@@ -175,7 +162,7 @@ hr_status hr_fit_chat(const hr_fit_request *req, json_t *messages, hr_fit_result
         json_t *msg = json_array_get(messages, (size_t)turn);
         const char *role = json_string_value(json_object_get(msg, "role"));
         hr_strbuf_printf(&dropped, "%s%s: ", dropped.len ? "\n" : "", role ? role : "message");
-        content_text(msg, &dropped);
+        hr_json_content_text(json_object_get(msg, "content"), &dropped);
         json_array_remove(messages, (size_t)turn);
         res->messages_dropped++;
         st = count_chat(req, messages, &res->prompt, err);

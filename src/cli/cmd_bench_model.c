@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
@@ -28,12 +29,6 @@ static const char BENCH_MODEL_HELP[] =
     "  -r, --reps N       repetitions (default 3)\n"
     "  -h, --help         this help\n";
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 typedef struct {
     double t_first, t_last;
     int64_t tokens;
@@ -45,7 +40,7 @@ static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, co
     (void)error;
     timing *t = ctx;
     if (finish != HR_FINISH_NONE) return;
-    t->t_last = now_s();
+    t->t_last = hr_now_s();
     if (t->tokens++ == 0) t->t_first = t->t_last;
 }
 
@@ -118,7 +113,7 @@ int hr_cmd_bench_model(int argc, char **argv) {
         greedy.temperature = 0;
         hr_request r = {.prompt = prompt, .n_prompt = (int32_t)n_prompt, .max_new_tokens = (int32_t)n_gen,
                         .sampling = greedy, .on_event = on_event, .ctx = &t};
-        double t0 = now_s();
+        double t0 = hr_now_s();
         if (hr_engine_submit(e, &r, NULL, &err) != HR_OK) {
             fprintf(stderr, "headroom bench-model: %s\n", err.msg);
             break;

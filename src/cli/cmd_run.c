@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/file.h"
+#include "base/json.h"
 #include "base/utf8.h"
 #include "budget/fit.h"
 #include "cli/args.h"
@@ -63,12 +65,6 @@ typedef struct {
     double t_first_ms, t_last_ms;
 } run_output;
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void emit_piece(run_output *o, int32_t id) {
     char piece[512];
     size_t n = hr_tok_piece_after(o->vocab, o->prev, id, piece, sizeof piece);
@@ -98,7 +94,7 @@ static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, co
         if (error) snprintf(o->error, sizeof o->error, "%s", error);
         return;
     }
-    o->t_last_ms = now_ms();
+    o->t_last_ms = hr_now_ms();
     if (o->generated++ == 0) o->t_first_ms = o->t_last_ms;
     emit_piece(o, token);
 }
@@ -248,7 +244,7 @@ static int run_single(hr_engine *e, const hr_model *m, const run_options *o) {
                 (long long)budget.prompt_tokens);
     print_prompt_pieces(m, &sent);
     hr_tokens_free(&sent);
-    double t_start = now_ms();
+    double t_start = hr_now_ms();
     hr_engine_wait_idle(e);
     fputc('\n', stdout);
     fflush(stdout);
@@ -281,15 +277,6 @@ static size_t split_lines(char *buf, size_t len, char ***lines) {
     return n;
 }
 
-static json_t *utf8_json_string(const char *s, size_t len) {
-    char *clean = malloc(3 * len + 1);
-    if (!clean) return json_string("");
-    size_t n = hr_utf8_sanitize(s, len, clean);
-    json_t *j = json_stringn(clean, n);
-    free(clean);
-    return j;
-}
-
 static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
     hr_error err = {0};
     char *buf;
@@ -303,7 +290,7 @@ static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
     run_output *outs = calloc(n ? n : 1, sizeof *outs);
     hr_policy policy;
     hr_policy_from_name(o->policy_name, &policy, &err);
-    double t0 = now_ms();
+    double t0 = hr_now_ms();
     for (size_t i = 0; outs && i < n; i++) {
         outs[i].vocab = m->vocab;
         hr_budget budget = {.min_room = 1, .policy = policy};
@@ -313,14 +300,14 @@ static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
         }
     }
     hr_engine_wait_idle(e);
-    double wall_ms = now_ms() - t0;
+    double wall_ms = hr_now_ms() - t0;
     int64_t generated = 0;
     int failed = 0;
     for (size_t i = 0; outs && i < n; i++) {
         json_t *obj = json_object();
         json_object_set_new(obj, "index", json_integer((json_int_t)i));
-        json_object_set_new(obj, "prompt", utf8_json_string(lines[i], strlen(lines[i])));
-        json_object_set_new(obj, "text", utf8_json_string(outs[i].text ? outs[i].text : "", outs[i].len));
+        json_object_set_new(obj, "prompt", hr_json_text(lines[i], strlen(lines[i])));
+        json_object_set_new(obj, "text", hr_json_text(outs[i].text ? outs[i].text : "", outs[i].len));
         hr_finish f = outs[i].finish;
         json_object_set_new(obj, "finish_reason", json_string(f == HR_FINISH_STOP ? "stop" : f == HR_FINISH_LENGTH ? "length" : "error"));
         json_object_set_new(obj, "prompt_tokens", json_integer(outs[i].prompt_tokens));

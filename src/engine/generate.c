@@ -1,7 +1,6 @@
 #include "engine/generate.h"
 
-#include <time.h>
-
+#include "base/clock.h"
 #include "engine/engine.h"
 #include "formats/ggml_type.h"
 
@@ -12,12 +11,6 @@ const char *hr_stop_reason_name(hr_stop_reason r) {
     case HR_STOP_CALLER: return "stopped";
     }
     return "?";
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 typedef struct {
@@ -37,7 +30,7 @@ static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, co
         g->finish = finish;
         return;
     }
-    g->t_last = now_ms();
+    g->t_last = hr_now_ms();
     if (g->stats->generated_tokens++ == 0) g->t_first = g->t_last;
     if (g->on_token && !g->on_token(g->ctx, token)) {
         g->stopped_by_caller = true;
@@ -60,7 +53,7 @@ hr_status hr_generate(const hr_model *m, const int32_t *prompt, size_t n_prompt,
     if (hr_engine_new(&g.engine, m, &cfg, err) != HR_OK) return err->status;
     hr_request req = {.prompt = prompt, .n_prompt = (int32_t)n_prompt, .max_new_tokens = max_new,
                       .sampling = *sampling, .on_event = on_event, .ctx = &g};
-    g.t_start = now_ms();
+    g.t_start = hr_now_ms();
     hr_status st = hr_engine_submit(g.engine, &req, NULL, err);
     if (st == HR_OK) hr_engine_wait_idle(g.engine);
     hr_engine_free(g.engine);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/file.h"
+#include "base/json.h"
 #include "server/server_internal.h"
 #include "tokenizer/chat_template.h"
 
@@ -74,19 +75,6 @@ void hr_chat_free(hr_chat *c) {
 
 const char *hr_chat_name(const hr_chat *c) { return c->name; }
 
-static void content_text(const json_t *content, hr_strbuf *out) {
-    if (json_is_string(content)) {
-        hr_strbuf_append(out, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t k;
-    const json_t *part;
-    json_array_foreach(content, k, part) {
-        const json_t *text = json_object_get(part, "text");
-        if (json_is_string(text)) hr_strbuf_append(out, json_string_value(text), json_string_length(text));
-    }
-}
-
 hr_status hr_chat_render(hr_chat *c, const json_t *messages, hr_strbuf *out, hr_error *err) {
     if (c->tmpl) {
         hr_tmpl_input in = {.messages = messages, .add_generation_prompt = true, .bos_token = c->bos,
@@ -101,7 +89,7 @@ hr_status hr_chat_render(hr_chat *c, const json_t *messages, hr_strbuf *out, hr_
         const json_t *m;
         json_array_foreach(messages, i, m) {
             if (i > 0) hr_strbuf_puts(out, "\n");
-            content_text(json_object_get(m, "content"), out);
+            hr_json_content_text(json_object_get(m, "content"), out);
         }
     }
     return out->oom ? hr_fail(err, HR_ERR_NOMEM, "out of memory rendering the conversation") : HR_OK;

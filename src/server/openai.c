@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
+#include "base/json.h"
 #include "base/utf8.h"
 #include "budget/fit.h"
 #include "engine/textstream.h"
@@ -32,12 +34,6 @@ typedef struct {
     bool stream, include_usage;
     hr_policy policy;
 } api_request;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- validation: each failure names its field ---- */
 
@@ -265,7 +261,7 @@ static void on_gen_event(void *ctx, uint64_t id, int32_t token, hr_finish finish
     (void)error;
     gen *g = ctx;
     bool cancel = false;
-    double now = now_s();
+    double now = hr_now_s();
     pthread_mutex_lock(&g->lock);
     if (finish == HR_FINISH_NONE) {
         if (!g->stop_matched) {
@@ -305,16 +301,6 @@ static json_t *usage_object(const gen *g) {
     int64_t p = g->fit.budget.prompt_tokens;
     return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens",
                      (json_int_t)g->completion_tokens, "total_tokens", (json_int_t)(p + g->completion_tokens));
-}
-
-/* Text as a JSON string, with invalid UTF-8 (a model can emit any bytes) repaired. */
-static json_t *text_json(const char *s, size_t len) {
-    char *clean = malloc(3 * len + 1);
-    if (!clean) return json_string("");
-    size_t n = hr_utf8_sanitize(s, len, clean);
-    json_t *j = json_stringn(clean, n);
-    free(clean);
-    return j;
 }
 
 static hr_outcome outcome_of(const gen *g) {
@@ -362,7 +348,7 @@ static gen *gen_new(hr_server *s, api_kind kind, hr_policy policy, int fd) {
     g->created = (long)time(NULL);
     snprintf(g->resp_id, sizeof g->resp_id, "%s-%llx%06llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)time(NULL), (unsigned long long)atomic_fetch_add(&next_response_id, 1));
-    g->t_start = now_s();
+    g->t_start = hr_now_s();
     return g;
 }
 
@@ -430,7 +416,7 @@ static void next_events(gen *g) {
         return;
     }
     if (g->text.len > 0) {
-        json_t *text = text_json(g->text.data, g->text.len);
+        json_t *text = hr_json_text(g->text.data, g->text.len);
         hr_strbuf_clear(&g->text);
         sse(g, chunk_object(g, chat ? json_pack("{s:i, s:{s:o}, s:n}", "index", 0, "delta", "content", text, "finish_reason")
                                     : json_pack("{s:i, s:o, s:n, s:n}", "index", 0, "text", text, "logprobs", "finish_reason")));
@@ -490,7 +476,7 @@ static enum MHD_Result respond_whole(hr_server *s, struct MHD_Connection *c, gen
         gen_http_done(g);
         return MHD_NO;
     }
-    json_t *text = text_json(hr_strbuf_str(&g->text), g->text.len);
+    json_t *text = hr_json_text(hr_strbuf_str(&g->text), g->text.len);
     json_t *choice = g->kind == API_CHAT
                          ? json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0, "message", "role", "assistant",
                                      "content", text, "finish_reason", finish_reason(g), "logprobs")
@@ -802,7 +788,7 @@ enum MHD_Result hr_api_detokenize(hr_server *s, struct MHD_Connection *c, const 
         } else if (hr_tok_decode(s->model->vocab, ids, n, &text, &text_len, &err) != HR_OK) {
             result = hr_http_send_error(c, 400, "invalid_request_error", "tokens", NULL, "%s", err.msg);
         } else {
-            result = hr_http_send_json(c, 200, json_pack("{s:o}", "content", text_json(text, text_len)));
+            result = hr_http_send_json(c, 200, json_pack("{s:o}", "content", hr_json_text(text, text_len)));
         }
         free(text);
         free(ids);
