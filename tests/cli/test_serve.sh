@@ -966,7 +966,7 @@ test_serve_64_concurrent_clients() {
     local i kind pids=() t0 t1
     t0=$(date +%s.%N)
     for ((i = 0; i < 64; i++)); do
-        local url=$SRV/v1/chat/completions mt=60 body
+        local url=$SRV/v1/chat/completions mt=60 rate=0 body
         case $((i % 8)) in
         0 | 4) # over the window: reject with a short prompt, or a prompt too long for clamp
             kind=over
@@ -975,9 +975,10 @@ test_serve_64_concurrent_clients() {
             else
                 body=$(chat_body "$(story 70)" 8)
             fi ;;
-        1) # leaves mid-stream. repeat_penalty 0.2 makes the model loop instead of ending its
-            # text: 500 tokens take over 0.4 s even alone, so the client leaves mid-stream.
-            kind=cut mt=0.3
+        1) # leaves mid-stream: it reads at 2 KB/s (the 500-token stream is far longer) and
+            # gives up after 0.15 s, however fast the server generates. repeat_penalty 0.2
+            # makes the model loop instead of ending its text.
+            kind=cut mt=0.15 rate=2000
             body=$(chat_body "Once upon a time" 500 '{"stream":true,"repeat_penalty":0.2}') ;;
         2 | 6) # streamed, mixed lengths
             kind=stream
@@ -992,7 +993,7 @@ test_serve_64_concurrent_clients() {
         echo "$kind" >"$d/$i.kind"
         printf '%s' "$body" >"$d/$i.json"
         (
-            curl -sS -N --max-time "$mt" -o "$d/$i.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+            curl -sS -N --max-time "$mt" --limit-rate "$rate" -o "$d/$i.out" -w '%{http_code}' -H 'Content-Type: application/json' \
                 --data-binary @"$d/$i.json" "$url" >"$d/$i.code" 2>"$d/$i.err"
             echo $? >"$d/$i.rc"
         ) >/dev/null 2>&1 &
@@ -1040,7 +1041,9 @@ test_serve_64_concurrent_clients() {
     rejected=$(outcome rejected)
     [ "$rejected" = "$n_over" ] || bad+=("outcome rejected is $rejected for $n_over requests over the window")
     cancelled=$(outcome cancelled)
-    [ "$cancelled" = "$n_cut_left" ] ||
+    # A client that leaves after the server has generated its whole answer (still in the
+    # socket buffers) is a finished request, not a cancelled one.
+    [ "$cancelled" -ge 1 ] && [ "$cancelled" -le "$n_cut_left" ] ||
         bad+=("outcome cancelled is $cancelled; $n_cut_left of $n_cut clients left before the end ($n_cut_mid mid-stream)")
     [ "$n_cut_mid" -ge 1 ] || bad+=("no client left mid-stream ($n_cut_left of $n_cut left, none after the first event)")
     # Tokens the engine generated (first-token plus inter-token observations) beyond those
