@@ -778,20 +778,23 @@ static bool filter_unique(hr_jctx *c, hr_jv in, const hr_jargs *a, hr_jv *out) {
     if (!hr_jinja_iterate(c, in, &items)) return false;
     hr_jv *keys;
     if (!item_keys(c, items, v[1], hr_jv_truthy(v[0]), &keys)) return drop_list(items), false;
+    /* the keys seen so far, as a dict used as a set */
     hr_jlist *kept = hr_jlist_new(0);
-    bool ok = kept != NULL || hr_jinja_oom(c);
+    hr_jdict *seen = hr_jdict_new();
+    bool ok = (kept && seen) || hr_jinja_oom(c);
     for (size_t i = 0; ok && i < items->len; i++) {
         if (!hr_jv_hashable(keys[i])) {
             ok = hr_jinja_fail(c, HR_ERR_INVALID, "TypeError: unhashable type: '%s'", hr_jv_type_name(keys[i]));
             break;
         }
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen && ok; k++) ok = hr_jv_equal(keys[k], keys[i], &seen, c->err);
-        if (ok && !seen) ok = hr_jlist_push(kept, hr_jv_retain(items->v[i]), &c->budget, c->err);
+        if (hr_jdict_get(seen, keys[i])) continue;
+        ok = hr_jdict_set(seen, hr_jv_retain(keys[i]), hr_jv_none(), NULL, c->err) &&
+             hr_jlist_push(kept, hr_jv_retain(items->v[i]), &c->budget, c->err);
     }
     for (size_t i = 0; i < items->len; i++) hr_jv_release(keys[i]);
     free(keys);
     drop_list(items);
+    if (seen) hr_jv_release(hr_jv_from_dict(seen, HR_JV_DICT));
     if (!ok) return drop_list(kept), false;
     return as_generator(c, kept, out);
 }

@@ -587,7 +587,9 @@ static bool concat_lists(hr_jctx *c, hr_jv a, hr_jv b, hr_jv *out) {
 }
 
 static bool repeat(hr_jctx *c, hr_jv seq, int64_t times, hr_jv *out) {
-    if (times < 0) times = 0;
+    size_t len = seq.kind == HR_JV_STRING ? hr_jv_str(seq)->len : hr_jv_list(seq)->len;
+    /* repeating nothing any number of times is nothing: do not spin through the count */
+    if (times < 0 || len == 0) times = 0;
     if (seq.kind == HR_JV_STRING) {
         const hr_jstr *s = hr_jv_str(seq);
         hr_jbuf b;
@@ -600,7 +602,7 @@ static bool repeat(hr_jctx *c, hr_jv seq, int64_t times, hr_jv *out) {
     if (!r) return hr_jinja_oom(c);
     *out = hr_jv_from_list(r, (hr_jv_kind)seq.kind);
     for (int64_t i = 0; i < times; i++)
-        for (size_t k = 0; k < l->len; k++)
+        for (size_t k = 0; k < len; k++)
             if (!push(c, r, hr_jv_retain(l->v[k]))) return hr_jv_release(*out), false;
     return true;
 }

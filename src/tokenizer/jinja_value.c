@@ -246,6 +246,7 @@ static void obj_free(hr_jobj *o) {
         }
         free(d->k);
         free(d->v);
+        free(d->index);
         break;
     }
     case HR_JOBJ_FUNC: hr_jv_release(((hr_jfunc *)o)->self); break;
@@ -355,10 +356,81 @@ static bool str_equal(hr_jv a, hr_jv b) {
     return x->len == y->len && memcmp(x->s, y->s, x->len) == 0;
 }
 
+/* Dicts this small are searched linearly; bigger ones get a hash index. */
+enum { INDEX_FROM = 8 };
+
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t bytes_hash(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return mix(h);
+}
+
+/* A hash that agrees with Python's == on keys: 1, 1.0 and True hash alike. */
+static uint64_t key_hash(hr_jv k, int depth) {
+    switch ((hr_jv_kind)k.kind) {
+    case HR_JV_NONE: return 1;
+    case HR_JV_UNDEFINED: return 2;
+    case HR_JV_BOOL: return mix((uint64_t)k.u.b);
+    case HR_JV_INT: return mix((uint64_t)k.u.i);
+    case HR_JV_FLOAT:
+        if (isfinite(k.u.f) && k.u.f == floor(k.u.f) && k.u.f >= -9223372036854775808.0 &&
+            k.u.f < 9223372036854775808.0)
+            return mix((uint64_t)(int64_t)k.u.f);
+        {
+            uint64_t bits;
+            memcpy(&bits, &k.u.f, sizeof bits);
+            return mix(bits);
+        }
+    case HR_JV_STRING: return bytes_hash(hr_jv_str(k)->s, hr_jv_str(k)->len);
+    case HR_JV_TUPLE: {
+        uint64_t h = 3;
+        const hr_jlist *l = hr_jv_list(k);
+        for (size_t i = 0; i < l->len && depth < HR_JV_MAX_DEPTH; i++) h = mix(h ^ key_hash(l->v[i], depth + 1));
+        return h;
+    }
+    default: return mix((uint64_t)(uintptr_t)k.u.o);
+    }
+}
+
 static bool key_equal(hr_jv a, hr_jv b) {
     bool eq = false;
     hr_jv_equal(a, b, &eq, NULL);
     return eq;
+}
+
+static bool str_key_equal(hr_jv k, const char *s, size_t n) {
+    return k.kind == HR_JV_STRING && hr_jv_str(k)->len == n && memcmp(hr_jv_str(k)->s, s, n) == 0;
+}
+
+/* The index slot holding key (hash h), or the empty slot where it would go. Either key
+ * or the string s/n is looked for. */
+static size_t *index_probe(const hr_jdict *d, uint64_t h, const hr_jv *key, const char *s, size_t n) {
+    size_t mask = d->index_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        size_t *slot = &d->index[i];
+        if (*slot == 0) return slot;
+        hr_jv k = d->k[*slot - 1];
+        if (key ? key_equal(k, *key) : str_key_equal(k, s, n)) return slot;
+    }
+}
+
+/* (Re)builds the index at twice the load; without memory the dict stays linear. */
+static void index_rebuild(hr_jdict *d) {
+    size_t cap = 16;
+    while (cap < 2 * (d->len + 1)) cap *= 2;
+    free(d->index);
+    d->index = calloc(cap, sizeof *d->index);
+    d->index_cap = d->index ? cap : 0;
+    for (size_t i = 0; d->index && i < d->len; i++)
+        *index_probe(d, key_hash(d->k[i], 0), &d->k[i], NULL, 0) = i + 1;
 }
 
 void hr_jdict_clear(hr_jdict *d) {
@@ -367,9 +439,16 @@ void hr_jdict_clear(hr_jdict *d) {
         hr_jv_release(d->v[i]);
     }
     d->len = 0;
+    free(d->index);
+    d->index = NULL;
+    d->index_cap = 0;
 }
 
 hr_jv *hr_jdict_get(const hr_jdict *d, hr_jv key) {
+    if (d->index) {
+        size_t *slot = index_probe(d, key_hash(key, 0), &key, NULL, 0);
+        return *slot ? &d->v[*slot - 1] : NULL;
+    }
     for (size_t i = 0; i < d->len; i++)
         if (key_equal(d->k[i], key)) return &d->v[i];
     return NULL;
@@ -377,11 +456,12 @@ hr_jv *hr_jdict_get(const hr_jdict *d, hr_jv key) {
 
 hr_jv *hr_jdict_get_cstr(const hr_jdict *d, const char *key) {
     size_t n = strlen(key);
-    for (size_t i = 0; i < d->len; i++) {
-        if (d->k[i].kind != HR_JV_STRING) continue;
-        hr_jstr *s = hr_jv_str(d->k[i]);
-        if (s->len == n && memcmp(s->s, key, n) == 0) return &d->v[i];
+    if (d->index) {
+        size_t *slot = index_probe(d, bytes_hash(key, n), NULL, key, n);
+        return *slot ? &d->v[*slot - 1] : NULL;
     }
+    for (size_t i = 0; i < d->len; i++)
+        if (str_key_equal(d->k[i], key, n)) return &d->v[i];
     return NULL;
 }
 
@@ -410,6 +490,10 @@ bool hr_jdict_set(hr_jdict *d, hr_jv key, hr_jv val, hr_jbudget *budget, hr_erro
     d->k[d->len] = key;
     d->v[d->len] = val;
     d->len++;
+    if (d->index && 2 * d->len <= d->index_cap)
+        *index_probe(d, key_hash(key, 0), &key, NULL, 0) = d->len;
+    else if (d->len >= INDEX_FROM)
+        index_rebuild(d);
     return true;
 }
 
@@ -878,21 +962,22 @@ static bool json_key(hr_jbuf *b, hr_jv k, const hr_jjson_opts *o, hr_error *err)
     }
 }
 
-/* Python sorts dict items by key for sort_keys; an insertion sort keeps it simple and
- * stable, and dicts in chat templates are small. */
-static bool sorted_order(const hr_jdict *d, size_t *order, hr_error *err) {
-    for (size_t i = 0; i < d->len; i++) {
-        size_t j = i;
-        order[i] = i;
-        while (j > 0) {
-            int c;
-            if (!hr_jv_compare(d->k[order[j - 1]], d->k[order[j]], &c, err)) return false;
-            if (c <= 0) break;
-            size_t t = order[j - 1];
-            order[j - 1] = order[j];
-            order[j] = t;
-            j--;
+/* Python sorts dict items by key for sort_keys: a stable merge sort of positions. */
+static bool sorted_order(const hr_jdict *d, size_t *order, size_t *tmp, hr_error *err) {
+    for (size_t i = 0; i < d->len; i++) order[i] = i;
+    for (size_t width = 1; width < d->len; width *= 2) {
+        for (size_t lo = 0; lo < d->len; lo += 2 * width) {
+            size_t mid = lo + width < d->len ? lo + width : d->len, hi = lo + 2 * width < d->len ? lo + 2 * width : d->len;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                int c;
+                if (!hr_jv_compare(d->k[order[j]], d->k[order[i]], &c, err)) return false;
+                tmp[k++] = c < 0 ? order[j++] : order[i++];
+            }
+            while (i < mid) tmp[k++] = order[i++];
+            while (j < hi) tmp[k++] = order[j++];
         }
+        memcpy(order, tmp, d->len * sizeof *order);
     }
     return true;
 }
@@ -930,9 +1015,9 @@ static bool json_at(hr_jbuf *b, hr_jv v, const hr_jjson_opts *o, int level, hr_e
         hr_jdict *d = hr_jv_dict(v);
         size_t *order = NULL;
         if (o->sort_keys && d->len) {
-            order = malloc(d->len * sizeof *order);
+            order = malloc(2 * d->len * sizeof *order);
             if (!order) return hr_fail(err, HR_ERR_NOMEM, "out of memory"), false;
-            if (!sorted_order(d, order, err)) {
+            if (!sorted_order(d, order, order + d->len, err)) {
                 free(order);
                 return false;
             }

@@ -91,6 +91,10 @@ typedef struct {
     size_t len, cap;
     hr_jv *k, *v;
     uint32_t depth;
+    /* A hash index (slots hold position + 1, 0 is empty) once the dict is big enough for
+     * linear search to hurt: conversations may carry dicts with very many keys. */
+    size_t *index;
+    size_t index_cap;
 } hr_jdict;
 
 /* A callable. kind and id are interpreted by jinja_eval; self is a bound receiver

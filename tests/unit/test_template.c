@@ -450,6 +450,35 @@ HR_TEST(template_hostile_templates_are_stopped) {
     expect_stopped(t, "lists nested ever deeper", nesting, strlen(nesting), "nested");
 }
 
+HR_TEST(template_big_inputs_stay_fast) {
+    /* dict lookups are hashed and unique is linear: 100000 keys take milliseconds */
+    json_t *big = json_object(), *ctx = json_pack("{s:[o]}", "messages", big);
+    HR_CHECK(ctx != NULL);
+    char key[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(big, key, json_integer(i));
+    }
+    static const char source[] = "{{ messages[0]|length }} {{ messages[0].k99999 }} {{ messages[0]['k7'] }} "
+                                 "{{ (messages[0]|list|unique|list)|length }} {{ (range(100000)|unique|list)|length }}";
+    hr_chat_template *tmpl;
+    hr_error err;
+    hr_tmpl_input in = {0};
+    char *out = NULL;
+    size_t len = 0;
+    hr_status st = hr_tmpl_compile(&tmpl, source, sizeof source - 1, &err);
+    if (st == HR_OK) {
+        st = hr_tmpl_input_from_json(&in, ctx, &err);
+        if (st == HR_OK) st = hr_tmpl_render(tmpl, &in, &out, &len, &err);
+        hr_tmpl_free(tmpl);
+    }
+    json_decref(ctx);
+    HR_CHECKF(st == HR_OK, "%s", err.msg);
+    bool same = len == strlen("100000 99999 7 100000 100000") && !memcmp(out, "100000 99999 7 100000 100000", len);
+    free(out);
+    HR_CHECK(same);
+}
+
 HR_TEST(template_reference_cycles_are_freed) {
     /* namespaces holding themselves: ASan's leak check fails this test if they leak */
     char *out;
