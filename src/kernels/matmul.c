@@ -180,27 +180,32 @@ void hr_tensor_row_f32(const hr_tensor *w, int64_t r, float *dst) {
     hr_quant_dequantize_row(w->type, (const uint8_t *)w->data + (uint64_t)r * w->row_bytes, dst, w->ne[0]);
 }
 
-float hr_kv_dot(uint32_t type, const void *k, const float *q, int64_t n) {
+void hr_kv_scores(uint32_t type, const void *k, size_t stride, int n_rows, const float *q, int64_t n, float *scores) {
     const hr_simd_kernels *ks = hr_simd_kernels_for(hr_simd_active());
-    if (n <= 0) return 0.0f;
-    if (type < HR_TYPE_COUNT_ && ks->kv_dot[type]) return ks->kv_dot[type](k, q, n);
-    return hr_quant_dot_ref(type, k, q, n);
+    if (n <= 0 || n_rows <= 0) return;
+    if (type < HR_TYPE_COUNT_ && ks->kv_scores[type]) {
+        ks->kv_scores[type](k, stride, n_rows, q, n, scores);
+        return;
+    }
+    for (int j = 0; j < n_rows; j++) scores[j] = hr_quant_dot_ref(type, (const uint8_t *)k + (size_t)j * stride, q, n);
 }
 
-void hr_kv_axpy(uint32_t type, float a, const void *v, float *out, int64_t n) {
+void hr_kv_mix(uint32_t type, const float *w, const void *v, size_t stride, int n_rows, float *out, int64_t n) {
     const hr_simd_kernels *ks = hr_simd_kernels_for(hr_simd_active());
-    if (n <= 0) return;
-    if (type < HR_TYPE_COUNT_ && ks->kv_axpy[type]) {
-        ks->kv_axpy[type](a, v, out, n);
+    if (n <= 0 || n_rows <= 0) return;
+    if (type < HR_TYPE_COUNT_ && ks->kv_mix[type]) {
+        ks->kv_mix[type](w, v, stride, n_rows, out, n);
         return;
     }
     /* Other types: dequantized in blocks of 32 on the stack. */
-    const uint8_t *src = v;
     uint64_t block_bytes;
     if (!hr_type_row_bytes(type, 32, &block_bytes)) return;
-    for (int64_t i = 0; i < n; i += 32, src += block_bytes) {
-        float tmp[32] = {0}; /* stays zero for a type without a dequantizer */
-        hr_quant_dequantize_row(type, src, tmp, 32);
-        for (int64_t j = 0; j < 32 && i + j < n; j++) out[i + j] += a * tmp[j];
+    for (int j = 0; j < n_rows; j++) {
+        const uint8_t *src = (const uint8_t *)v + (size_t)j * stride;
+        for (int64_t i = 0; i < n; i += 32, src += block_bytes) {
+            float tmp[32] = {0}; /* stays zero for a type without a dequantizer */
+            hr_quant_dequantize_row(type, src, tmp, 32);
+            for (int64_t e = 0; e < 32 && i + e < n; e++) out[i + e] += w[j] * tmp[e];
+        }
     }
 }

@@ -33,11 +33,12 @@ void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_toke
 /* Row r of W as f32 (used for embedding lookups); dst has W->ne[0] elements. */
 void hr_tensor_row_f32(const hr_tensor *w, int64_t r, float *dst);
 
-/* KV rows stored as type (f32, f16 or q8_0; a q8_0 row is whole 32-element blocks and n
- * may end inside the last one): hr_kv_dot returns sum_i k[i] * q[i]; hr_kv_axpy does
- * out[i] += a * v[i], rounding a * v[i] then the sum exactly as that scalar expression
- * (bit-identical at every SIMD level). */
-float hr_kv_dot(uint32_t type, const void *k, const float *q, int64_t n);
-void hr_kv_axpy(uint32_t type, float a, const void *v, float *out, int64_t n);
+/* Attention over n_rows KV rows stride bytes apart, stored as type (f32, f16 or q8_0; a
+ * q8_0 row is whole 32-element blocks and n may end inside the last one):
+ * hr_kv_scores sets scores[j] = sum_i K_j[i] * q[i]; hr_kv_mix does
+ * out[i] += w[j] * V_j[i] for j = 0, 1, ... in order, rounding each product and sum
+ * exactly as that scalar expression (bit-identical at every SIMD level). */
+void hr_kv_scores(uint32_t type, const void *k, size_t stride, int n_rows, const float *q, int64_t n, float *scores);
+void hr_kv_mix(uint32_t type, const float *w, const void *v, size_t stride, int n_rows, float *out, int64_t n);
 
 #endif

@@ -118,8 +118,13 @@ typedef void (*hr_rowdot_fn)(const uint8_t *row, uint64_t row_bytes, int nr, con
 /* Quantizes n floats (a whole number of the kind's blocks) into one activation row for
  * weights of type wtype. */
 typedef void (*hr_act_quant_fn)(const float *x, int64_t n, uint32_t wtype, uint8_t *row);
-typedef float (*hr_kv_dot_fn)(const void *k, const float *q, int64_t n);
-typedef void (*hr_kv_axpy_fn)(float a, const void *v, float *out, int64_t n);
+/* Attention over n_rows consecutive KV rows stride bytes apart, each n elements:
+ * scores[j] = K row j . q; and out[i] += w[j] * V row j [i] for j = 0, 1, ... in order,
+ * each term rounded as that scalar expression (multiply, then add; bit-identical at
+ * every level). */
+typedef void (*hr_kv_scores_fn)(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
+                                float *scores);
+typedef void (*hr_kv_mix_fn)(const float *w, const uint8_t *v, size_t stride, int n_rows, float *out, int64_t n);
 
 typedef struct {
     hr_simd_level level;
@@ -127,9 +132,20 @@ typedef struct {
     hr_rowdot_fn rowdot[HR_TYPE_COUNT_]; /* NULL: no fast path for the type */
     hr_act_quant_fn quantize_a32, quantize_a256;
     /* KV types f32, f16, q8_0 (q8_0 rows may end inside their last block). */
-    hr_kv_dot_fn kv_dot[HR_TYPE_COUNT_];
-    hr_kv_axpy_fn kv_axpy[HR_TYPE_COUNT_];
+    hr_kv_scores_fn kv_scores[HR_TYPE_COUNT_];
+    hr_kv_mix_fn kv_mix[HR_TYPE_COUNT_];
 } hr_simd_kernels;
+
+/* A level's f32 and f16 KV kernels, from its type-generic scores_floats and mix_floats. */
+#define HR_KV_FLOAT_KERNELS(sfx, type)                                                                     \
+    static void kv_scores_##sfx(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,    \
+                                float *scores) {                                                           \
+        scores_floats(type, k, stride, n_rows, q, n, scores);                                              \
+    }                                                                                                      \
+    static void kv_mix_##sfx(const float *w, const uint8_t *v, size_t stride, int n_rows, float *out,      \
+                             int64_t n) {                                                                  \
+        mix_floats(type, w, v, stride, n_rows, out, n);                                                    \
+    }
 
 /* Every level's file defines the same static kernel names; this names them in its table. */
 #define HR_SIMD_KERNEL_TABLE(name, lvl, max_tok)                                                          \
@@ -141,8 +157,9 @@ typedef struct {
                    [HR_TYPE_Q5_K] = rowdot_q5_k, [HR_TYPE_Q6_K] = rowdot_q6_k},                          \
         .quantize_a32 = quantize_a32,                                                                    \
         .quantize_a256 = quantize_a256,                                                                  \
-        .kv_dot = {[HR_TYPE_F32] = kv_dot_f32, [HR_TYPE_F16] = kv_dot_f16, [HR_TYPE_Q8_0] = kv_dot_q8_0},  \
-        .kv_axpy = {[HR_TYPE_F32] = kv_axpy_f32, [HR_TYPE_F16] = kv_axpy_f16, [HR_TYPE_Q8_0] = kv_axpy_q8_0}, \
+        .kv_scores = {[HR_TYPE_F32] = kv_scores_f32, [HR_TYPE_F16] = kv_scores_f16,                        \
+                      [HR_TYPE_Q8_0] = kv_scores_q8_0},                                                  \
+        .kv_mix = {[HR_TYPE_F32] = kv_mix_f32, [HR_TYPE_F16] = kv_mix_f16, [HR_TYPE_Q8_0] = kv_mix_q8_0},  \
     }
 
 /* Calls body(args..., nt) with nt a constant (8, 4, 2 or 1; 8 only in the NT8 form), so

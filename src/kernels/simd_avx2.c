@@ -324,16 +324,9 @@ static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *ro
 
 /* ---- KV rows ----------------------------------------------------------------------- */
 
-static float kv_dot_f32(const void *k, const float *q, int64_t n) {
-    float y;
-    float_tile(HR_TYPE_F32, k, 0, 1, (const uint8_t *)q, 0, n, &y, 0, 1, 1);
-    return y;
-}
-
-static float kv_dot_f16(const void *k, const float *q, int64_t n) {
-    float y;
-    float_tile(HR_TYPE_F16, k, 0, 1, (const uint8_t *)q, 0, n, &y, 0, 1, 1);
-    return y;
+AI void scores_floats(uint32_t type, const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
+                      float *scores) {
+    float_rowdot(type, k, stride, n_rows, (const uint8_t *)q, 0, n, scores, 0, 1);
 }
 
 /* 8 levels of a q8_0 block from element j of the block, as f32 (not yet scaled). */
@@ -341,50 +334,86 @@ AI __m256 q8_0_levels(const uint8_t *b, int j) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + j))));
 }
 
-/* f32 values from element i of q (live < 8: the tail, zero-padded). */
-AI __m256 load_q(const float *q, int64_t i, int live) {
-    return live >= 8 ? _mm256_loadu_ps(q + i) : load_floats_tail(HR_TYPE_F32, (const uint8_t *)q, i, live);
+/* f32 values from element i of p (live < 8: the tail, zero-padded). */
+AI __m256 load_f32(const float *p, int64_t i, int live) {
+    return live >= 8 ? _mm256_loadu_ps(p + i) : load_floats_tail(HR_TYPE_F32, (const uint8_t *)p, i, live);
 }
 
-static float kv_dot_q8_0(const void *k, const float *q, int64_t n) {
-    const uint8_t *b = k;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += 32, b += 34) {
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < 32 && i + j < n; j += 8)
-            s = _mm256_fmadd_ps(q8_0_levels(b, j), load_q(q, i + j, (int)(n - i - j)), s);
-        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(load_half(b)), acc);
+static void kv_scores_q8_0(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n, float *scores) {
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *b = k + (size_t)r * stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n; i += 32, b += 34) {
+            __m256 s = _mm256_setzero_ps();
+            for (int j = 0; j < 32 && i + j < n; j += 8)
+                s = _mm256_fmadd_ps(q8_0_levels(b, j), load_f32(q, i + j, (int)(n - i - j)), s);
+            acc = _mm256_fmadd_ps(s, _mm256_set1_ps(load_half(b)), acc);
+        }
+        scores[r] = hsum_ps(acc);
     }
-    return hsum_ps(acc);
 }
 
-/* out[0 .. live) += a * v with a multiply and an add (no FMA), as the scalar loop rounds. */
-AI void axpy8(float a, __m256 v, float *out, int live) {
-    __m256 r = _mm256_mul_ps(_mm256_set1_ps(a), v);
+/* acc + w * v with a multiply and an add (no FMA), as the scalar loop rounds. */
+AI __m256 mix8(__m256 acc, float w, __m256 v) { return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w), v)); }
+
+/* The first live (<= 8) lanes of v into p. */
+AI void store_f32(float *p, __m256 v, int live) {
     if (live >= 8) {
-        _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), r));
+        _mm256_storeu_ps(p, v);
         return;
     }
     float tmp[8];
-    _mm256_storeu_ps(tmp, r);
-    for (int i = 0; i < live; i++) out[i] += tmp[i];
+    _mm256_storeu_ps(tmp, v);
+    memcpy(p, tmp, sizeof(float) * (size_t)live);
 }
 
-AI void axpy_floats(uint32_t type, float a, const uint8_t *v, float *out, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) axpy8(a, load_floats(type, v, i), out + i, 8);
-    if (i < n) axpy8(a, load_floats_tail(type, v, i, (int)(n - i)), out + i, (int)(n - i));
+/* The 32 outputs from element i as four vectors; live[c] counts vector c's elements. */
+AI void mix_load(const float *out, int64_t i, int64_t n, int live[4], __m256 acc[4]) {
+    for (int c = 0; c < 4; c++) {
+        int64_t left = n - i - 8 * c;
+        live[c] = left >= 8 ? 8 : left > 0 ? (int)left : 0;
+        acc[c] = live[c] ? load_f32(out, i + 8 * c, live[c]) : _mm256_setzero_ps();
+    }
 }
 
-static void kv_axpy_f32(float a, const void *v, float *out, int64_t n) { axpy_floats(HR_TYPE_F32, a, v, out, n); }
-static void kv_axpy_f16(float a, const void *v, float *out, int64_t n) { axpy_floats(HR_TYPE_F16, a, v, out, n); }
+AI void mix_store(float *out, int64_t i, const int live[4], const __m256 acc[4]) {
+    for (int c = 0; c < 4; c++)
+        if (live[c]) store_f32(out + i + 8 * c, acc[c], live[c]);
+}
 
-static void kv_axpy_q8_0(float a, const void *v, float *out, int64_t n) {
-    const uint8_t *b = v;
-    for (int64_t i = 0; i < n; i += 32, b += 34) {
-        __m256 d = _mm256_set1_ps(load_half(b));
-        for (int j = 0; j < 32 && i + j < n; j += 8)
-            axpy8(a, _mm256_mul_ps(q8_0_levels(b, j), d), out + i + j, (int)(n - i - j));
+/* out stays in registers, 32 elements at a time, while every row is added in. */
+AI void mix_floats(uint32_t type, const float *w, const uint8_t *v, size_t stride, int n_rows, float *out,
+                   int64_t n) {
+    for (int64_t i = 0; i < n; i += 32) {
+        int live[4];
+        __m256 acc[4];
+        mix_load(out, i, n, live, acc);
+        for (int j = 0; j < n_rows; j++) {
+            const uint8_t *row = v + (size_t)j * stride;
+            for (int c = 0; c < 4; c++)
+                if (live[c])
+                    acc[c] = mix8(acc[c], w[j],
+                                  live[c] == 8 ? load_floats(type, row, i + 8 * c)
+                                               : load_floats_tail(type, row, i + 8 * c, live[c]));
+        }
+        mix_store(out, i, live, acc);
+    }
+}
+
+HR_KV_FLOAT_KERNELS(f32, HR_TYPE_F32)
+HR_KV_FLOAT_KERNELS(f16, HR_TYPE_F16)
+
+static void kv_mix_q8_0(const float *w, const uint8_t *v, size_t stride, int n_rows, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += 32) {
+        int live[4];
+        __m256 acc[4];
+        mix_load(out, i, n, live, acc);
+        for (int j = 0; j < n_rows; j++) {
+            const uint8_t *b = v + (size_t)j * stride + i / 32 * 34;
+            __m256 d = _mm256_set1_ps(load_half(b));
+            for (int c = 0; c < 4; c++) acc[c] = mix8(acc[c], w[j], _mm256_mul_ps(q8_0_levels(b, 8 * c), d));
+        }
+        mix_store(out, i, live, acc);
     }
 }
 

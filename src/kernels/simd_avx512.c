@@ -345,17 +345,14 @@ static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *ro
 
 /* ---- KV rows ----------------------------------------------------------------------- */
 
-static float kv_dot_f32(const void *k, const float *q, int64_t n) {
-    float y;
-    float_tile(HR_TYPE_F32, k, 0, 1, (const uint8_t *)q, 0, n, &y, 0, 1, 1);
-    return y;
+/* Up to 4 rows a float_tile, so each load of q feeds 4 FMAs. */
+AI void scores_floats(uint32_t type, const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
+                      float *scores) {
+    for (int j = 0; j < n_rows; j += 4)
+        float_tile(type, k + (size_t)j * stride, stride, n_rows - j < 4 ? n_rows - j : 4, (const uint8_t *)q, 0, n,
+                   scores + j, 0, 4, 1);
 }
 
-static float kv_dot_f16(const void *k, const float *q, int64_t n) {
-    float y;
-    float_tile(HR_TYPE_F16, k, 0, 1, (const uint8_t *)q, 0, n, &y, 0, 1, 1);
-    return y;
-}
 
 /* Mask of the live elements among the 32 of the block starting at element i. */
 AI __mmask32 block_mask(int64_t i, int64_t n) { return n - i >= 32 ? 0xFFFFFFFFu : (1u << (n - i)) - 1; }
@@ -366,44 +363,72 @@ AI void q8_0_levels(const uint8_t *b, __m512 *lo, __m512 *hi) {
     *hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
 }
 
-static float kv_dot_q8_0(const void *k, const float *q, int64_t n) {
-    const uint8_t *b = k;
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 32, b += 34) {
-        __mmask32 m = block_mask(i, n);
-        __m512 lo, hi;
-        q8_0_levels(b, &lo, &hi);
-        __m512 s = _mm512_mul_ps(lo, _mm512_maskz_loadu_ps((__mmask16)m, q + i));
-        s = _mm512_fmadd_ps(hi, _mm512_maskz_loadu_ps((__mmask16)(m >> 16), q + i + 16), s);
-        acc = _mm512_fmadd_ps(s, _mm512_set1_ps(load_half(b)), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-/* out += a * v with a multiply and an add (no FMA), as the scalar loop rounds. */
-AI void axpy16(float a, __m512 v, float *out, __mmask16 m) {
-    __m512 o = _mm512_maskz_loadu_ps(m, out);
-    _mm512_mask_storeu_ps(out, m, _mm512_add_ps(o, _mm512_mul_ps(_mm512_set1_ps(a), v)));
-}
-
-AI void axpy_floats(uint32_t type, float a, const uint8_t *v, float *out, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        axpy16(a, load_floats(type, v, i, m), out + i, m);
+static void kv_scores_q8_0(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n, float *scores) {
+    for (int j = 0; j < n_rows; j++) {
+        const uint8_t *b = k + (size_t)j * stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n; i += 32, b += 34) {
+            __mmask32 m = block_mask(i, n);
+            __m512 lo, hi;
+            q8_0_levels(b, &lo, &hi);
+            __m512 s = _mm512_mul_ps(lo, _mm512_maskz_loadu_ps((__mmask16)m, q + i));
+            s = _mm512_fmadd_ps(hi, _mm512_maskz_loadu_ps((__mmask16)(m >> 16), q + i + 16), s);
+            acc = _mm512_fmadd_ps(s, _mm512_set1_ps(load_half(b)), acc);
+        }
+        scores[j] = _mm512_reduce_add_ps(acc);
     }
 }
 
-static void kv_axpy_f32(float a, const void *v, float *out, int64_t n) { axpy_floats(HR_TYPE_F32, a, v, out, n); }
-static void kv_axpy_f16(float a, const void *v, float *out, int64_t n) { axpy_floats(HR_TYPE_F16, a, v, out, n); }
+/* acc + w * v with a multiply and an add (no FMA), as the scalar loop rounds. */
+AI __m512 mix16(__m512 acc, float w, __m512 v) { return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(w), v)); }
 
-static void kv_axpy_q8_0(float a, const void *v, float *out, int64_t n) {
-    const uint8_t *b = v;
-    for (int64_t i = 0; i < n; i += 32, b += 34) {
+AI __mmask16 live_mask(int64_t i, int64_t n) { return n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1); }
+
+/* out stays in registers, 64 elements at a time, while every row is added in; whole
+ * chunks (every head size that is a multiple of 64) take the unmasked path. */
+AI void mix_floats(uint32_t type, const float *w, const uint8_t *v, size_t stride, int n_rows, float *out,
+                   int64_t n) {
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 acc0 = _mm512_loadu_ps(out + i), acc1 = _mm512_loadu_ps(out + i + 16);
+        __m512 acc2 = _mm512_loadu_ps(out + i + 32), acc3 = _mm512_loadu_ps(out + i + 48);
+        for (int j = 0; j < n_rows; j++) {
+            const uint8_t *row = v + (size_t)j * stride;
+            acc0 = mix16(acc0, w[j], load_floats(type, row, i, 0xFFFF));
+            acc1 = mix16(acc1, w[j], load_floats(type, row, i + 16, 0xFFFF));
+            acc2 = mix16(acc2, w[j], load_floats(type, row, i + 32, 0xFFFF));
+            acc3 = mix16(acc3, w[j], load_floats(type, row, i + 48, 0xFFFF));
+        }
+        _mm512_storeu_ps(out + i, acc0);
+        _mm512_storeu_ps(out + i + 16, acc1);
+        _mm512_storeu_ps(out + i + 32, acc2);
+        _mm512_storeu_ps(out + i + 48, acc3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        __m512 acc = _mm512_maskz_loadu_ps(m, out + i);
+        for (int j = 0; j < n_rows; j++) acc = mix16(acc, w[j], load_floats(type, v + (size_t)j * stride, i, m));
+        _mm512_mask_storeu_ps(out + i, m, acc);
+    }
+}
+
+HR_KV_FLOAT_KERNELS(f32, HR_TYPE_F32)
+HR_KV_FLOAT_KERNELS(f16, HR_TYPE_F16)
+
+static void kv_mix_q8_0(const float *w, const uint8_t *v, size_t stride, int n_rows, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += 32) {
         __mmask32 m = block_mask(i, n);
-        __m512 lo, hi, d = _mm512_set1_ps(load_half(b));
-        q8_0_levels(b, &lo, &hi);
-        axpy16(a, _mm512_mul_ps(lo, d), out + i, (__mmask16)m);
-        if (m >> 16) axpy16(a, _mm512_mul_ps(hi, d), out + i + 16, (__mmask16)(m >> 16));
+        __m512 acc_lo = _mm512_maskz_loadu_ps((__mmask16)m, out + i);
+        __m512 acc_hi = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), out + i + 16);
+        for (int j = 0; j < n_rows; j++) {
+            const uint8_t *b = v + (size_t)j * stride + i / 32 * 34;
+            __m512 lo, hi, d = _mm512_set1_ps(load_half(b));
+            q8_0_levels(b, &lo, &hi);
+            acc_lo = mix16(acc_lo, w[j], _mm512_mul_ps(lo, d));
+            acc_hi = mix16(acc_hi, w[j], _mm512_mul_ps(hi, d));
+        }
+        _mm512_mask_storeu_ps(out + i, (__mmask16)m, acc_lo);
+        _mm512_mask_storeu_ps(out + i + 16, (__mmask16)(m >> 16), acc_hi);
     }
 }
 

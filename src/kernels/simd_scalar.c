@@ -196,37 +196,29 @@ ROWDOT(rowdot_q6_k, dot_q6_k)
 
 /* ---- KV rows ------------------------------------------------------------------------ */
 
-static float kv_dot_f32(const void *k, const float *q, int64_t n) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) sum += elem_f32(k, i) * q[i];
-    return sum;
-}
-
-static float kv_dot_f16(const void *k, const float *q, int64_t n) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) sum += elem_f16(k, i) * q[i];
-    return sum;
-}
-
 /* q8_0 values one by one, in index order (the dequantized value is d * q, rounded once). */
 static float elem_q8_0(const uint8_t *p, int64_t i) {
     const uint8_t *blk = p + i / 32 * 34;
     return (float)(int8_t)blk[2 + i % 32] * hr_fp16_to_f32(load_u16(blk));
 }
 
-static float kv_dot_q8_0(const void *k, const float *q, int64_t n) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) sum += elem_q8_0(k, i) * q[i];
-    return sum;
-}
-
-#define KV_AXPY(name, elem)                                             \
-    static void name(float a, const void *v, float *out, int64_t n) {   \
-        for (int64_t i = 0; i < n; i++) out[i] += a * elem(v, i);       \
+#define KV_KERNELS(sfx, elem)                                                                              \
+    static void kv_scores_##sfx(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,    \
+                                float *scores) {                                                           \
+        for (int j = 0; j < n_rows; j++) {                                                                 \
+            float sum = 0.0f;                                                                              \
+            for (int64_t i = 0; i < n; i++) sum += elem(k + (size_t)j * stride, i) * q[i];                 \
+            scores[j] = sum;                                                                               \
+        }                                                                                                  \
+    }                                                                                                      \
+    static void kv_mix_##sfx(const float *w, const uint8_t *v, size_t stride, int n_rows, float *out,      \
+                             int64_t n) {                                                                  \
+        for (int j = 0; j < n_rows; j++)                                                                   \
+            for (int64_t i = 0; i < n; i++) out[i] += w[j] * elem(v + (size_t)j * stride, i);              \
     }
 
-KV_AXPY(kv_axpy_f32, elem_f32)
-KV_AXPY(kv_axpy_f16, elem_f16)
-KV_AXPY(kv_axpy_q8_0, elem_q8_0)
+KV_KERNELS(f32, elem_f32)
+KV_KERNELS(f16, elem_f16)
+KV_KERNELS(q8_0, elem_q8_0)
 
 HR_SIMD_KERNEL_TABLE(hr_simd_scalar_kernels, HR_SIMD_SCALAR, MAX_TOKENS);

@@ -20,7 +20,8 @@ typedef struct {
 
 struct hr_kv_pool {
     hr_kv_config cfg;
-    size_t row_bytes, block_bytes;
+    size_t head_bytes, block_bytes; /* head_bytes: one head of one position */
+    int32_t n_head_kv;
     uint8_t *mem;
     kv_block *blocks;
     int32_t *block_tokens_ids; /* n_blocks x block_tokens: the tokens a hashed block holds */
@@ -66,9 +67,9 @@ hr_status hr_kv_pool_new(hr_kv_pool **out, const hr_kv_config *cfg, hr_error *er
     hr_kv_pool *p = calloc(1, sizeof *p);
     if (!p) return hr_fail(err, HR_ERR_NOMEM, "out of memory for the KV pool");
     p->cfg = *cfg;
-    hr_type_row_bytes(cfg->type, (uint64_t)cfg->kv_dim, &head_bytes);
-    p->row_bytes = (size_t)head_bytes;
-    p->block_bytes = p->row_bytes * 2 * (size_t)cfg->n_layer * (size_t)cfg->block_tokens;
+    p->head_bytes = (size_t)head_bytes;
+    p->n_head_kv = cfg->kv_dim / cfg->head_dim;
+    p->block_bytes = p->head_bytes * (size_t)p->n_head_kv * 2 * (size_t)cfg->n_layer * (size_t)cfg->block_tokens;
     size_t n = (size_t)cfg->n_blocks;
     uint32_t buckets = 1;
     while (buckets < n * 2) buckets <<= 1;
@@ -102,7 +103,7 @@ void hr_kv_pool_free(hr_kv_pool *p) {
 }
 
 const hr_kv_config *hr_kv_pool_config(const hr_kv_pool *p) { return &p->cfg; }
-size_t hr_kv_row_bytes(const hr_kv_pool *p) { return p->row_bytes; }
+size_t hr_kv_head_bytes(const hr_kv_pool *p) { return p->head_bytes; }
 int32_t hr_kv_available(const hr_kv_pool *p) { return p->n_free + p->n_cached; }
 
 void hr_kv_pool_stats(const hr_kv_pool *p, hr_kv_stats *out) {
@@ -312,11 +313,11 @@ void hr_kv_seq_commit(hr_kv_pool *p, hr_kv_seq *s, const int32_t *tokens, int32_
     }
 }
 
-uint8_t *hr_kv_row(const hr_kv_pool *p, const hr_kv_seq *s, int32_t layer, int32_t pos, bool v) {
+uint8_t *hr_kv_head(const hr_kv_pool *p, const hr_kv_seq *s, int32_t layer, int32_t pos, bool v, int32_t head) {
     int32_t bt = p->cfg.block_tokens;
     size_t block = (size_t)s->blocks[pos / bt];
-    size_t slot = (size_t)((layer * 2 + (v ? 1 : 0)) * bt + pos % bt);
-    return p->mem + block * p->block_bytes + slot * p->row_bytes;
+    size_t run = (size_t)((layer * 2 + (v ? 1 : 0)) * p->n_head_kv + head); /* bt rows of one head */
+    return p->mem + block * p->block_bytes + (run * (size_t)bt + (size_t)(pos % bt)) * p->head_bytes;
 }
 
 hr_status hr_kv_check(const hr_kv_pool *p, const hr_kv_seq *const *seqs, size_t n_seqs, hr_error *err) {

@@ -78,9 +78,11 @@ hr_status hr_kv_seq_reserve(hr_kv_pool *p, hr_kv_seq *s, int32_t n, hr_error *er
  * in the prefix cache, keyed by all tokens up to its end (tokens[0..new_len)). */
 void hr_kv_seq_commit(hr_kv_pool *p, hr_kv_seq *s, const int32_t *tokens, int32_t new_len);
 
-/* Where the K (v = false) or V row of position pos of layer lives. */
-uint8_t *hr_kv_row(const hr_kv_pool *p, const hr_kv_seq *s, int32_t layer, int32_t pos, bool v);
-size_t hr_kv_row_bytes(const hr_kv_pool *p);
+/* Where head `head` of the K (v = false) or V row of position pos of layer lives. Within
+ * a block each head's positions are consecutive, hr_kv_head_bytes apart, so attention
+ * reads one head of a whole block as one contiguous run. */
+uint8_t *hr_kv_head(const hr_kv_pool *p, const hr_kv_seq *s, int32_t layer, int32_t pos, bool v, int32_t head);
+size_t hr_kv_head_bytes(const hr_kv_pool *p);
 
 /* Invariants: every block is free xor cached xor owned; refcounts equal the number of
  * table references; no table points past its length; counts add up. */

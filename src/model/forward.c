@@ -108,6 +108,10 @@ static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, c
     }
 }
 
+static void prefetch(const uint8_t *p, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i);
+}
+
 typedef struct {
     const hr_model *m;
     hr_forward_ws *ws;
@@ -117,16 +121,17 @@ typedef struct {
 } attention_job;
 
 /* One (token, head) pair at a time, interleaved across threads: the scores over every
- * earlier position, softmax, and the weighted sum of values into xb. */
+ * earlier position, softmax, and the weighted sum of values into xb. A block's positions
+ * are consecutive rows, so each kernel call covers a whole block. */
 static void attention_rows(void *ctx, int thread, int n_threads) {
     const attention_job *job = ctx;
     const hr_hparams *hp = &job->m->hp;
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
-    uint32_t type = hr_kv_pool_config(job->kv)->type;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    uint64_t head_bytes;
-    hr_type_row_bytes(type, (uint64_t)head_dim, &head_bytes);
+    const hr_kv_config *cfg = hr_kv_pool_config(job->kv);
+    uint32_t type = cfg->type;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, bt = cfg->block_tokens;
+    size_t head_bytes = hr_kv_head_bytes(job->kv), run_bytes = head_bytes * (size_t)bt;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
     float *att = ws->att + (size_t)thread * ws->max_ctx;
@@ -136,22 +141,37 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
         const hr_kv_seq *seq = b->seqs[t];
         int32_t n_pos = b->pos[t] + 1;
         const float *q = ws->q + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
-        size_t kv_off = (size_t)(h / group) * head_bytes;
-        for (int32_t j = 0; j < n_pos; j++)
-            att[j] = hr_kv_dot(type, hr_kv_row(job->kv, seq, job->layer, j, false) + kv_off, q, head_dim) /
-                     score_div;
+        int32_t kv_head = h / group;
+        for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
+            int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
+            /* Blocks lie anywhere in the pool, beyond the hardware prefetcher's reach:
+             * fetch the next block's keys and this block's values while scoring. */
+            if (p0 + bt < n_pos)
+                prefetch(hr_kv_head(job->kv, seq, job->layer, p0 + bt, false, kv_head), run_bytes);
+            prefetch(hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), (size_t)rows * head_bytes);
+            hr_kv_scores(type, hr_kv_head(job->kv, seq, job->layer, p0, false, kv_head), head_bytes, rows, q,
+                         head_dim, att + p0);
+        }
+        for (int32_t j = 0; j < n_pos; j++) att[j] /= score_div;
         softmax(att, n_pos);
         float *out = ws->xb + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
         memset(out, 0, (size_t)head_dim * sizeof(float));
-        for (int32_t j = 0; j < n_pos; j++)
-            hr_kv_axpy(type, att[j], hr_kv_row(job->kv, seq, job->layer, j, true) + kv_off, out, head_dim);
+        for (int32_t p0 = 0; p0 < n_pos; p0 += bt)
+            hr_kv_mix(type, att + p0, hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), head_bytes,
+                      n_pos - p0 < bt ? n_pos - p0 : bt, out, head_dim);
     }
 }
 
-/* Stores row (kv_dim floats) in the cache's element type. */
-static void store_row(uint32_t type, const float *row, uint8_t *dst, int32_t n) {
-    if (type == HR_TYPE_F32) memcpy(dst, row, (size_t)n * sizeof(float));
-    else hr_quant_quantize_row(type, row, dst, n);
+/* Stores the K or V row of one token (n_head_kv heads) in the cache's element type. */
+static void store_row(hr_kv_pool *kv, const hr_hparams *hp, const hr_batch *b, int32_t t, int32_t layer, bool v,
+                      const float *row) {
+    uint32_t type = hr_kv_pool_config(kv)->type;
+    for (int32_t h = 0; h < hp->n_head_kv; h++) {
+        uint8_t *dst = hr_kv_head(kv, b->seqs[t], layer, b->pos[t], v, h);
+        const float *src = row + (size_t)h * hp->head_dim;
+        if (type == HR_TYPE_F32) memcpy(dst, src, (size_t)hp->head_dim * sizeof(float));
+        else hr_quant_quantize_row(type, src, dst, hp->head_dim);
+    }
 }
 
 hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv, hr_pool *pool, const hr_batch *b,
@@ -159,7 +179,6 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     const hr_hparams *hp = &m->hp;
     int32_t n = b->n_tokens, dim = hp->n_embd, head_dim = hp->head_dim;
     int32_t q_dim = hp->n_head * head_dim, kv_dim = hp->n_head_kv * head_dim, ff = hp->n_ff;
-    uint32_t kv_type = hr_kv_pool_config(kv)->type;
     if (n <= 0 || n > ws->max_tokens)
         return hr_fail(err, HR_ERR_RANGE, "batch of %d tokens (workspace holds 1..%d)", n, ws->max_tokens);
     int32_t n_logits = 0;
@@ -186,8 +205,8 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
             float *kt = ws->k + (size_t)t * kv_dim;
             rope(ws->q + (size_t)t * q_dim, hp->n_head, head_dim, hp->n_rot, ws->rope_inv_freq, b->pos[t]);
             rope(kt, hp->n_head_kv, head_dim, hp->n_rot, ws->rope_inv_freq, b->pos[t]);
-            store_row(kv_type, kt, hr_kv_row(kv, b->seqs[t], l, b->pos[t], false), kv_dim);
-            store_row(kv_type, ws->v + (size_t)t * kv_dim, hr_kv_row(kv, b->seqs[t], l, b->pos[t], true), kv_dim);
+            store_row(kv, hp, b, t, l, false, kt);
+            store_row(kv, hp, b, t, l, true, ws->v + (size_t)t * kv_dim);
         }
         attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l};
         hr_pool_run(pool, attention_rows, &job);

@@ -957,7 +957,11 @@ test_serve_disconnect_cancels_and_frees_blocks() {
 
 test_serve_64_concurrent_clients() {
     local name=serve_64_concurrent_clients bad=()
-    serve_begin $name || return
+    # The slow model: with stories260K a whole 500-token stream is generated (and sits in
+    # socket buffers) before a slow client gives up, so nobody would leave mid-generation.
+    need_asset $name models/stories260K.gguf || return
+    if ! slow_model; then fail $name "synth failed: $(cat "$TMP/synth.err")"; return; fi
+    serve_begin $name -m "$TMP/slow.gguf" || return
     local d=$TMP/load
     mkdir -p "$d"
     local before gen_before

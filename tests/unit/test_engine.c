@@ -283,7 +283,7 @@ HR_TEST(kv_copy_on_write_when_a_shared_block_is_written) {
     if (st == HR_OK) st = hr_kv_seq_init(&b, p, 12, &err);
     if (st == HR_OK) st = hr_kv_seq_reserve(p, &a, 8, &err);
     for (int32_t pos = 0; st == HR_OK && pos < 8; pos++)
-        for (int32_t l = 0; l < 2; l++) ((float *)hr_kv_row(p, &a, l, pos, false))[0] = (float)(100 * l + pos);
+        for (int32_t l = 0; l < 2; l++) ((float *)hr_kv_head(p, &a, l, pos, false, 0))[0] = (float)(100 * l + pos);
     if (st == HR_OK) hr_kv_seq_commit(p, &a, tokens, 8);
     int32_t reused = st == HR_OK ? hr_kv_seq_reuse_prefix(p, &b, tokens, 8) : -1;
     int32_t shared = b.blocks[1];
@@ -291,7 +291,7 @@ HR_TEST(kv_copy_on_write_when_a_shared_block_is_written) {
     if (st == HR_OK) st = hr_kv_seq_reserve(p, &b, 1, &err);
     const hr_kv_seq *seqs[2] = {&a, &b};
     hr_status check = st == HR_OK ? hr_kv_check(p, seqs, 2, &err) : st;
-    float copied = ((float *)hr_kv_row(p, &b, 1, 6, false))[0];
+    float copied = ((float *)hr_kv_head(p, &b, 1, 6, false, 0))[0];
     bool distinct = b.blocks[1] != a.blocks[1] && b.blocks[0] == a.blocks[0];
     hr_kv_seq_free(p, &a);
     hr_kv_seq_free(p, &b);

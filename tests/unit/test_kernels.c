@@ -364,7 +364,10 @@ HR_TEST(kernels_matmul_row_too_long_for_stack_scratch_uses_reference) {
     free(x);
 }
 
-HR_TEST(kernels_kv_dot_and_axpy_every_level) {
+/* Scores and mixes over several rows of a block (with a stride wider than a row, as in
+ * the cache), every element count including tails, against the scalar expressions. */
+HR_TEST(kernels_kv_scores_and_mix_every_level) {
+    enum { ROWS = 7, MAXN = 128 };
     hr_simd_level levels[3], saved = hr_simd_active();
     int nl = levels_available(levels);
     static const uint32_t kv_types[] = {HR_TYPE_F32, HR_TYPE_F16, HR_TYPE_Q8_0};
@@ -373,34 +376,43 @@ HR_TEST(kernels_kv_dot_and_axpy_every_level) {
         for (int ni = 0; ni < 5; ni++) {
             uint32_t type = kv_types[ki];
             int64_t n = lens[ni], padded = type == HR_TYPE_Q8_0 ? (n + 31) / 32 * 32 : n;
-            uint64_t bytes;
-            HR_CHECK(hr_type_row_bytes(type, (uint64_t)padded, &bytes));
-            uint8_t *k = malloc(bytes);
-            float src[128], q[128], deq[128], base[128], want[128], got[128];
+            uint64_t row_bytes;
+            HR_CHECK(hr_type_row_bytes(type, (uint64_t)padded, &row_bytes));
+            size_t stride = (size_t)row_bytes + 64;
+            uint8_t *k = calloc(ROWS, stride);
+            float src[MAXN], q[MAXN], deq[ROWS][MAXN], w[ROWS], base[MAXN], want[MAXN], got[MAXN];
+            float dot[ROWS], scale[ROWS], scores[ROWS];
             HR_CHECK(k != NULL);
-            for (int i = 0; i < 128; i++) {
-                src[i] = rng_f();
+            for (int i = 0; i < MAXN; i++) {
                 q[i] = rng_f();
                 base[i] = rng_f();
             }
-            hr_quant_quantize_row(type, src, k, padded);
-            hr_quant_dequantize_row(type, k, deq, padded);
-            float dot = 0.0f, scale = 0.0f, a = rng_f();
-            for (int64_t i = 0; i < n; i++) {
-                dot += deq[i] * q[i];
-                scale += fabsf(deq[i] * q[i]);
-                want[i] = base[i] + a * deq[i];
+            for (int j = 0; j < ROWS; j++) {
+                for (int i = 0; i < MAXN; i++) src[i] = rng_f();
+                hr_quant_quantize_row(type, src, k + (size_t)j * stride, padded);
+                hr_quant_dequantize_row(type, k + (size_t)j * stride, deq[j], padded);
+                w[j] = rng_f();
+                dot[j] = scale[j] = 0.0f;
+                for (int64_t i = 0; i < n; i++) {
+                    dot[j] += deq[j][i] * q[i];
+                    scale[j] += fabsf(deq[j][i] * q[i]);
+                }
             }
+            memcpy(want, base, sizeof want);
+            for (int j = 0; j < ROWS; j++)
+                for (int64_t i = 0; i < n; i++) want[i] += w[j] * deq[j][i];
             for (int li = 0; li < nl; li++) {
                 hr_simd_set(levels[li]);
-                float d = hr_kv_dot(type, k, q, n);
-                HR_CHECKF(fabsf(d - dot) <= 1e-5f * scale, "%s kv_dot %s n=%lld: %.9g want %.9g",
-                          hr_simd_name(levels[li]), hr_type_name(type), (long long)n, d, dot);
+                hr_kv_scores(type, k, stride, ROWS, q, n, scores);
+                for (int j = 0; j < ROWS; j++)
+                    HR_CHECKF(fabsf(scores[j] - dot[j]) <= 1e-5f * scale[j],
+                              "%s kv_scores %s n=%lld row %d: %.9g want %.9g", hr_simd_name(levels[li]),
+                              hr_type_name(type), (long long)n, j, scores[j], dot[j]);
                 memcpy(got, base, sizeof got);
-                hr_kv_axpy(type, a, k, got, n);
+                hr_kv_mix(type, w, k, stride, ROWS, got, n);
                 HR_CHECKF(memcmp(got, want, sizeof(float) * (size_t)n) == 0 &&
-                              memcmp(got + n, base + n, sizeof(float) * (size_t)(128 - n)) == 0,
-                          "%s kv_axpy %s n=%lld differs from the scalar expression", hr_simd_name(levels[li]),
+                              memcmp(got + n, base + n, sizeof(float) * (size_t)(MAXN - n)) == 0,
+                          "%s kv_mix %s n=%lld differs from the scalar expression", hr_simd_name(levels[li]),
                           hr_type_name(type), (long long)n);
             }
             hr_simd_set(saved);
