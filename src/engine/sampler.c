@@ -52,8 +52,9 @@ void hr_sampler_free(hr_sampler *s) {
 
 int32_t hr_argmax(const float *logits, int32_t n) {
     int32_t best = 0;
+    float best_logit = logits[0];
     for (int32_t i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
+        if (logits[i] > best_logit) best_logit = logits[best = i];
     return best;
 }
 

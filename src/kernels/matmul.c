@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "formats/ggml_type.h"
 #include "kernels/cpu.h"
@@ -208,4 +209,15 @@ void hr_kv_mix(uint32_t type, const float *w, const void *v, size_t stride, int 
             for (int64_t e = 0; e < 32 && i + e < n; e++) out[i + e] += w[j] * tmp[e];
         }
     }
+}
+
+void hr_softmax(float *x, int64_t n, float div) {
+    if (n > 0) hr_simd_kernels_for(hr_simd_active())->softmax(x, n, div);
+}
+
+void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n) {
+    if (n <= 0) return;
+    if (type == HR_TYPE_F32) memcpy(dst, x, (size_t)n * sizeof(float));
+    else if (type == HR_TYPE_F16) hr_simd_kernels_for(hr_simd_active())->f16_row(x, dst, n);
+    else hr_quant_quantize_row(type, x, dst, n);
 }

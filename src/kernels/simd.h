@@ -125,6 +125,11 @@ typedef void (*hr_act_quant_fn)(const float *x, int64_t n, uint32_t wtype, uint8
 typedef void (*hr_kv_scores_fn)(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
                                 float *scores);
 typedef void (*hr_kv_mix_fn)(const float *w, const uint8_t *v, size_t stride, int n_rows, float *out, int64_t n);
+/* dst[i] = x[i] as f16, rounded to nearest even (what hr_f32_to_fp16 gives, NaN
+ * payloads aside). */
+typedef void (*hr_f16_row_fn)(const float *x, uint16_t *dst, int64_t n);
+/* x[i] = exp(x[i] / div - max) / sum, the max and sum over the n (>= 1) quotients. */
+typedef void (*hr_softmax_fn)(float *x, int64_t n, float div);
 
 typedef struct {
     hr_simd_level level;
@@ -134,6 +139,8 @@ typedef struct {
     /* KV types f32, f16, q8_0 (q8_0 rows may end inside their last block). */
     hr_kv_scores_fn kv_scores[HR_TYPE_COUNT_];
     hr_kv_mix_fn kv_mix[HR_TYPE_COUNT_];
+    hr_f16_row_fn f16_row;
+    hr_softmax_fn softmax;
 } hr_simd_kernels;
 
 /* A level's f32 and f16 KV kernels, from its type-generic scores_floats and mix_floats. */
@@ -160,6 +167,8 @@ typedef struct {
         .kv_scores = {[HR_TYPE_F32] = kv_scores_f32, [HR_TYPE_F16] = kv_scores_f16,                        \
                       [HR_TYPE_Q8_0] = kv_scores_q8_0},                                                  \
         .kv_mix = {[HR_TYPE_F32] = kv_mix_f32, [HR_TYPE_F16] = kv_mix_f16, [HR_TYPE_Q8_0] = kv_mix_q8_0},  \
+        .f16_row = f16_row,                                                                              \
+        .softmax = softmax,                                                                              \
     }
 
 /* Calls body(args..., nt) with nt a constant (8, 4, 2 or 1; 8 only in the NT8 form), so

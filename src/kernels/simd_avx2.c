@@ -9,6 +9,7 @@
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/simd.h"
@@ -414,6 +415,71 @@ static void kv_mix_q8_0(const float *w, const uint8_t *v, size_t stride, int n_r
             for (int c = 0; c < 4; c++) acc[c] = mix8(acc[c], w[j], _mm256_mul_ps(q8_0_levels(b, 8 * c), d));
         }
         mix_store(out, i, live, acc);
+    }
+}
+
+static void f16_row(const float *x, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        uint16_t tmp[8];
+        _mm_storeu_si128((__m128i *)tmp, _mm256_cvtps_ph(load_f32(x, i, (int)(n - i)), _MM_FROUND_TO_NEAREST_INT));
+        memcpy(dst + i, tmp, sizeof(uint16_t) * (size_t)(n - i));
+    }
+}
+
+/* ---- softmax ------------------------------------------------------------------------ */
+
+/* e^x for x <= 0, as exp16 in the AVX-512 set, with 2^k built in the exponent bits:
+ * x is held above -87.3 so that k stays a normal exponent (e^-87.3 ~ 1e-38 stands in for
+ * smaller results, which no softmax sum can tell apart). */
+AI __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* All ones in the first live lanes. */
+AI __m256 first_lanes(int live) {
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
+static void softmax(float *x, int64_t n, float div) {
+    const __m256 d = _mm256_set1_ps(div), minus_inf = _mm256_set1_ps(-INFINITY);
+    __m256 vmax = minus_inf;
+    for (int64_t i = 0; i < n; i += 8) {
+        int live = n - i >= 8 ? 8 : (int)(n - i);
+        __m256 v = _mm256_div_ps(load_f32(x, i, live), d);
+        store_f32(x + i, v, live);
+        vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(minus_inf, v, first_lanes(live)));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    __m256 max = _mm256_set1_ps(_mm_cvtss_f32(m4)), vsum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) {
+        int live = n - i >= 8 ? 8 : (int)(n - i);
+        __m256 e = exp8(_mm256_sub_ps(load_f32(x, i, live), max));
+        store_f32(x + i, e, live);
+        vsum = _mm256_add_ps(vsum, _mm256_and_ps(e, first_lanes(live)));
+    }
+    __m256 sum = _mm256_set1_ps(hsum_ps(vsum));
+    for (int64_t i = 0; i < n; i += 8) {
+        int live = n - i >= 8 ? 8 : (int)(n - i);
+        store_f32(x + i, _mm256_div_ps(load_f32(x, i, live), sum), live);
     }
 }
 

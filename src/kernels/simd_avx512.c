@@ -9,6 +9,7 @@
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/simd.h"
@@ -345,14 +346,46 @@ static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *ro
 
 /* ---- KV rows ----------------------------------------------------------------------- */
 
-/* Up to 4 rows a float_tile, so each load of q feeds 4 FMAs. */
-AI void scores_floats(uint32_t type, const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
-                      float *scores) {
-    for (int j = 0; j < n_rows; j += 4)
-        float_tile(type, k + (size_t)j * stride, stride, n_rows - j < 4 ? n_rows - j : 4, (const uint8_t *)q, 0, n,
-                   scores + j, 0, 4, 1);
+AI __mmask16 live_mask(int64_t i, int64_t n) { return n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1); }
+
+/* Lane j of the result is the sum of v[j]'s lanes: pairs, quads, then 128-bit lanes are
+ * added in a tree (45 operations for 16 sums, where 16 reductions take about 130). */
+AI __m512 sum16x16(const __m512 v[16]) {
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* 16 rows at a time, each with its own accumulator, q loaded once per 16 elements for
+ * all of them; a short group repeats its last row and drops the extra sums. */
+AI void scores_floats(uint32_t type, const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
+                      float *scores) {
+    for (int j0 = 0; j0 < n_rows; j0 += 16) {
+        int nr = n_rows - j0 < 16 ? n_rows - j0 : 16;
+        const uint8_t *rows[16];
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++) {
+            rows[r] = k + (size_t)(j0 + (r < nr ? r : nr - 1)) * stride;
+            acc[r] = _mm512_setzero_ps();
+        }
+        for (int64_t i = 0; i < n; i += 16) {
+            __mmask16 m = live_mask(i, n);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+#pragma GCC unroll 16
+            for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(load_floats(type, rows[r], i, m), qv, acc[r]);
+        }
+        _mm512_mask_storeu_ps(scores + j0, live_mask(0, nr), sum16x16(acc));
+    }
+}
 
 /* Mask of the live elements among the 32 of the block starting at element i. */
 AI __mmask32 block_mask(int64_t i, int64_t n) { return n - i >= 32 ? 0xFFFFFFFFu : (1u << (n - i)) - 1; }
@@ -381,8 +414,6 @@ static void kv_scores_q8_0(const uint8_t *k, size_t stride, int n_rows, const fl
 
 /* acc + w * v with a multiply and an add (no FMA), as the scalar loop rounds. */
 AI __m512 mix16(__m512 acc, float w, __m512 v) { return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(w), v)); }
-
-AI __mmask16 live_mask(int64_t i, int64_t n) { return n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1); }
 
 /* out stays in registers, 64 elements at a time, while every row is added in; whole
  * chunks (every head size that is a multiple of 64) take the unmasked path. */
@@ -429,6 +460,58 @@ static void kv_mix_q8_0(const float *w, const uint8_t *v, size_t stride, int n_r
         }
         _mm512_mask_storeu_ps(out + i, (__mmask16)m, acc_lo);
         _mm512_mask_storeu_ps(out + i + 16, (__mmask16)(m >> 16), acc_hi);
+    }
+}
+
+static void f16_row(const float *x, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(dst + i, m, h);
+    }
+}
+
+/* ---- softmax ------------------------------------------------------------------------ */
+
+/* e^x for x <= 0 (softmax's shifted scores): x = k ln2 + r with |r| <= ln2 / 2, e^r from
+ * the degree-6 minimax polynomial of the Cephes library, then vscalefps multiplies by
+ * 2^k (underflowing gradually to zero). NaN stays NaN. */
+AI __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* e^-104 is below the smallest subnormal */
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x); /* ln2 in two parts */
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, k);
+}
+
+static void softmax(float *x, int64_t n, float div) {
+    const __m512 d = _mm512_set1_ps(div);
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), d);
+        _mm512_mask_storeu_ps(x + i, m, v);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    }
+    __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), vsum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+    }
+    __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), sum));
     }
 }
 

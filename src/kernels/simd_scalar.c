@@ -221,4 +221,23 @@ KV_KERNELS(f32, elem_f32)
 KV_KERNELS(f16, elem_f16)
 KV_KERNELS(q8_0, elem_q8_0)
 
+static void f16_row(const float *x, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = hr_f32_to_fp16(x[i]);
+}
+
+/* Divided, not multiplied by a reciprocal, and exponentials from libm: as the reference
+ * implementations round. */
+static void softmax(float *x, int64_t n, float div) {
+    for (int64_t i = 0; i < n; i++) x[i] /= div;
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int64_t i = 0; i < n; i++) x[i] /= sum;
+}
+
 HR_SIMD_KERNEL_TABLE(hr_simd_scalar_kernels, HR_SIMD_SCALAR, MAX_TOKENS);

@@ -13,6 +13,7 @@ struct hr_forward_ws {
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_tokens][width] each */
     float *att;           /* [n_threads][max_ctx] attention scores */
     float *rope_inv_freq; /* n_rot / 2 */
+    float *rope_cos_sin;  /* [max_tokens][n_rot / 2][2]: each batch token's rotation, shared by layers and heads */
     int32_t *logit_src;   /* [max_tokens] batch index of each logits row */
 };
 
@@ -39,9 +40,10 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
     ws->att = malloc((size_t)ws->n_threads * (size_t)max_ctx * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
+    ws->rope_cos_sin = malloc(T * ((size_t)hp->n_rot / 2 + 1) * 2 * sizeof(float));
     ws->logit_src = malloc(T * sizeof(int32_t));
     if (!ws->x || !ws->xb || !ws->xb2 || !ws->q || !ws->k || !ws->v || !ws->hb || !ws->hb2 || !ws->att ||
-        !ws->rope_inv_freq || !ws->logit_src) {
+        !ws->rope_inv_freq || !ws->rope_cos_sin || !ws->logit_src) {
         hr_forward_ws_free(ws);
         return hr_fail(err, HR_ERR_NOMEM, "out of memory for a %d-token forward workspace", max_tokens);
     }
@@ -64,6 +66,7 @@ void hr_forward_ws_free(hr_forward_ws *ws) {
     free(ws->hb2);
     free(ws->att);
     free(ws->rope_inv_freq);
+    free(ws->rope_cos_sin);
     free(ws->logit_src);
     free(ws);
 }
@@ -81,29 +84,28 @@ static void rmsnorm_rows(float *o, const float *x, const float *w, int32_t rows,
     for (int32_t t = 0; t < rows; t++) rmsnorm(o + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }
 
-static void softmax(float *x, int32_t n) {
-    float max = x[0];
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > max) max = x[i];
-    float sum = 0.0f;
-    for (int32_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int32_t i = 0; i < n; i++) x[i] /= sum;
-}
-
 /* Rotates adjacent pairs (GGUF llama's "normal" RoPE order) of the first n_rot
- * dimensions of each head. */
-static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq, int32_t pos) {
+ * dimensions of each head by the angles whose cosines and sines cs holds. */
+static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *cs) {
     for (int32_t h = 0; h < n_heads; h++) {
         float *head = vec + (size_t)h * head_dim;
         for (int32_t i = 0; i < n_rot; i += 2) {
-            float angle = (float)pos * inv_freq[i / 2];
-            float c = cosf(angle), s = sinf(angle);
+            float c = cs[i], s = cs[i + 1];
             float v0 = head[i], v1 = head[i + 1];
             head[i] = v0 * c - v1 * s;
             head[i + 1] = v0 * s + v1 * c;
+        }
+    }
+}
+
+/* The angles pos * theta_i of every batch token, once per step instead of per layer and head. */
+static void rope_angles(hr_forward_ws *ws, const hr_hparams *hp, const hr_batch *b) {
+    for (int32_t t = 0; t < b->n_tokens; t++) {
+        float *cs = ws->rope_cos_sin + (size_t)t * hp->n_rot;
+        for (int32_t i = 0; i < hp->n_rot / 2; i++) {
+            float angle = (float)b->pos[t] * ws->rope_inv_freq[i];
+            cs[2 * i] = cosf(angle);
+            cs[2 * i + 1] = sinf(angle);
         }
     }
 }
@@ -152,8 +154,7 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
             hr_kv_scores(type, hr_kv_head(job->kv, seq, job->layer, p0, false, kv_head), head_bytes, rows, q,
                          head_dim, att + p0);
         }
-        for (int32_t j = 0; j < n_pos; j++) att[j] /= score_div;
-        softmax(att, n_pos);
+        hr_softmax(att, n_pos, score_div);
         float *out = ws->xb + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
         memset(out, 0, (size_t)head_dim * sizeof(float));
         for (int32_t p0 = 0; p0 < n_pos; p0 += bt)
@@ -168,9 +169,7 @@ static void store_row(hr_kv_pool *kv, const hr_hparams *hp, const hr_batch *b, i
     uint32_t type = hr_kv_pool_config(kv)->type;
     for (int32_t h = 0; h < hp->n_head_kv; h++) {
         uint8_t *dst = hr_kv_head(kv, b->seqs[t], layer, b->pos[t], v, h);
-        const float *src = row + (size_t)h * hp->head_dim;
-        if (type == HR_TYPE_F32) memcpy(dst, src, (size_t)hp->head_dim * sizeof(float));
-        else hr_quant_quantize_row(type, src, dst, hp->head_dim);
+        hr_kv_store(type, row + (size_t)h * hp->head_dim, dst, hp->head_dim);
     }
 }
 
@@ -192,6 +191,7 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
         if (b->want_logits[t]) ws->logit_src[n_logits++] = t;
     }
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
+    rope_angles(ws, hp, b);
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hr_layer *ly = &m->layers[l];
@@ -203,8 +203,9 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
          * one prompt chunk see each other. */
         for (int32_t t = 0; t < n; t++) {
             float *kt = ws->k + (size_t)t * kv_dim;
-            rope(ws->q + (size_t)t * q_dim, hp->n_head, head_dim, hp->n_rot, ws->rope_inv_freq, b->pos[t]);
-            rope(kt, hp->n_head_kv, head_dim, hp->n_rot, ws->rope_inv_freq, b->pos[t]);
+            const float *cs = ws->rope_cos_sin + (size_t)t * hp->n_rot;
+            rope(ws->q + (size_t)t * q_dim, hp->n_head, head_dim, hp->n_rot, cs);
+            rope(kt, hp->n_head_kv, head_dim, hp->n_rot, cs);
             store_row(kv, hp, b, t, l, false, kt);
             store_row(kv, hp, b, t, l, true, ws->v + (size_t)t * kv_dim);
         }

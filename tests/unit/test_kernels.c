@@ -518,3 +518,58 @@ HR_TEST(kernels_threadpool_caller_sleeps_and_is_woken) {
               atomic_load(&probe.on_worker));
     hr_pool_free(pool);
 }
+
+/* Every level's softmax against libm's, over lengths with tails, spreads that reach
+ * underflow, and equal inputs. */
+HR_TEST(kernels_softmax_every_level_matches_libm) {
+    enum { MAXN = 300 };
+    hr_simd_level levels[3], saved = hr_simd_active();
+    int nl = levels_available(levels);
+    static const int64_t lens[] = {1, 7, 16, 17, 100, 300};
+    static const float spreads[] = {0.0f, 1.0f, 30.0f, 400.0f};
+    for (int si = 0; si < 4; si++)
+        for (int ni = 0; ni < 6; ni++) {
+            int64_t n = lens[ni];
+            float src[MAXN], want[MAXN], got[MAXN], div = 8.0f;
+            for (int64_t i = 0; i < n; i++) src[i] = rng_f() * spreads[si] * div;
+            float max = src[0] / div, sum = 0.0f;
+            for (int64_t i = 0; i < n; i++) max = src[i] / div > max ? src[i] / div : max;
+            for (int64_t i = 0; i < n; i++) sum += want[i] = expf(src[i] / div - max);
+            for (int64_t i = 0; i < n; i++) want[i] /= sum;
+            for (int li = 0; li < nl; li++) {
+                hr_simd_set(levels[li]);
+                memcpy(got, src, sizeof(float) * (size_t)n);
+                hr_softmax(got, n, div);
+                for (int64_t i = 0; i < n; i++)
+                    HR_CHECKF(fabsf(got[i] - want[i]) <= 4e-7f * want[i] + 1e-37f,
+                              "%s softmax n=%lld spread %g [%lld]: %.9g want %.9g", hr_simd_name(levels[li]),
+                              (long long)n, spreads[si], (long long)i, got[i], want[i]);
+            }
+            hr_simd_set(saved);
+        }
+}
+
+/* f16 KV rows at every level round exactly as hr_f32_to_fp16: random values, ties,
+ * overflow to inf, subnormals, signed zeros, infinities; and never write past n. */
+HR_TEST(kernels_kv_store_f16_every_level_rounds_as_scalar) {
+    enum { N = 77 };
+    hr_simd_level levels[3], saved = hr_simd_active();
+    int nl = levels_available(levels);
+    static const float edge[] = {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, -70000.0f, 6.0e-8f, 2.98e-8f,
+                                 -3.0e-5f, 1.0f + 1.0f / 2048.0f, 1.0f + 3.0f / 2048.0f, INFINITY, -INFINITY};
+    float x[N];
+    for (int i = 0; i < N; i++) x[i] = i < (int)(sizeof edge / sizeof edge[0]) ? edge[i] : rng_f() * 1000.0f;
+    for (int li = 0; li < nl; li++) {
+        hr_simd_set(levels[li]);
+        for (int64_t n = 1; n <= N; n += 19) {
+            uint16_t got[N + 1];
+            got[n] = 0xBEEF;
+            hr_kv_store(HR_TYPE_F16, x, got, n);
+            for (int64_t i = 0; i < n; i++)
+                HR_CHECKF(got[i] == hr_f32_to_fp16(x[i]), "%s f16 of %.9g: %04x want %04x", hr_simd_name(levels[li]),
+                          x[i], got[i], hr_f32_to_fp16(x[i]));
+            HR_CHECKF(got[n] == 0xBEEF, "%s f16 row of %lld wrote past its end", hr_simd_name(levels[li]), (long long)n);
+        }
+    }
+    hr_simd_set(saved);
+}
