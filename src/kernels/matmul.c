@@ -34,18 +34,26 @@ const hr_simd_kernels *hr_simd_kernels_for(hr_simd_level level) {
     return k->level == level ? k : &hr_simd_scalar_kernels;
 }
 
+/* One weight matrix of a call; its chunks are numbered from first_chunk. */
 typedef struct {
     hr_rowdot_fn rowdot; /* NULL: hr_quant_dot_ref on f32 activations */
     uint32_t type;
     const uint8_t *w;
     uint64_t row_bytes;
-    int64_t rows, cols;
+    int64_t rows;
+    float *y;
+    int64_t chunk_rows, first_chunk;
+} matmul_part;
+
+typedef struct {
+    matmul_part parts[HR_MATMUL_MAX_PARTS];
+    int n_parts;
+    int64_t cols;
     const uint8_t *act;
     size_t act_stride;
     int64_t n_tokens;
     int max_tokens;
-    float *y;
-    int64_t chunk_rows, n_chunks;
+    int64_t n_chunks;
     atomic_llong next_chunk;
 } matmul_job;
 
@@ -56,10 +64,10 @@ static int token_step(int64_t left, int max) {
     return nt;
 }
 
-static void rows_ref(const matmul_job *j, int64_t r0, int64_t r1) {
+static void rows_ref(const matmul_job *j, const matmul_part *p, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++)
         for (int64_t t = 0; t < j->n_tokens; t++)
-            j->y[t * j->rows + r] = hr_quant_dot_ref(j->type, j->w + (uint64_t)r * j->row_bytes,
+            p->y[t * p->rows + r] = hr_quant_dot_ref(p->type, p->w + (uint64_t)r * p->row_bytes,
                                                      (const float *)(j->act + t * j->act_stride), j->cols);
 }
 
@@ -68,32 +76,45 @@ static void matmul_rows(void *ctx, int thread, int n_threads) {
     for (;;) {
         int64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
         if (c >= j->n_chunks) return;
-        int64_t r0 = c * j->chunk_rows, r1 = r0 + j->chunk_rows < j->rows ? r0 + j->chunk_rows : j->rows;
-        if (!j->rowdot) {
-            rows_ref(j, r0, r1);
+        const matmul_part *p = &j->parts[0];
+        while (p + 1 < j->parts + j->n_parts && c >= p[1].first_chunk) p++;
+        int64_t r0 = (c - p->first_chunk) * p->chunk_rows;
+        int64_t r1 = r0 + p->chunk_rows < p->rows ? r0 + p->chunk_rows : p->rows;
+        if (!p->rowdot) {
+            rows_ref(j, p, r0, r1);
             continue;
         }
         for (int64_t t0 = 0; t0 < j->n_tokens;) {
             int nt = token_step(j->n_tokens - t0, j->max_tokens);
             const uint8_t *a = j->act + t0 * j->act_stride;
-            float *yt = j->y + t0 * j->rows;
+            float *yt = p->y + t0 * p->rows;
             for (int64_t r = r0; r < r1; r += HR_KERNEL_ROWS) {
                 int nr = r1 - r < HR_KERNEL_ROWS ? (int)(r1 - r) : HR_KERNEL_ROWS;
-                j->rowdot(j->w + (uint64_t)r * j->row_bytes, j->row_bytes, nr, a, j->act_stride, j->cols, nt, yt + r,
-                          j->rows);
+                p->rowdot(p->w + (uint64_t)r * p->row_bytes, p->row_bytes, nr, a, j->act_stride, j->cols, nt, yt + r,
+                          p->rows);
             }
             t0 += nt;
         }
     }
 }
 
+/* Splits every part into chunks and runs them all in one pass of the pool. */
 static void run_matmul(hr_pool *pool, matmul_job *j) {
-    int64_t threads = hr_pool_threads(pool);
-    int64_t by_cache = (int64_t)(CHUNK_BYTES / (j->row_bytes ? j->row_bytes : 1));
-    int64_t by_balance = (j->rows + CHUNKS_PER_THREAD * threads - 1) / (CHUNKS_PER_THREAD * threads);
-    j->chunk_rows = by_cache < by_balance ? by_cache : by_balance;
-    j->chunk_rows = hr_round_up(j->chunk_rows < 1 ? 1 : j->chunk_rows, HR_KERNEL_ROWS); /* whole kernel tiles */
-    j->n_chunks = (j->rows + j->chunk_rows - 1) / j->chunk_rows;
+    int64_t threads = hr_pool_threads(pool), total_rows = 0;
+    for (int i = 0; i < j->n_parts; i++) total_rows += j->parts[i].rows;
+    j->n_chunks = 0;
+    for (int i = 0; i < j->n_parts; i++) {
+        matmul_part *p = &j->parts[i];
+        int64_t by_cache = (int64_t)(CHUNK_BYTES / (p->row_bytes ? p->row_bytes : 1));
+        /* Balance counts the rows of all parts, so that small parts are not cut finely. */
+        int64_t want_chunks = CHUNKS_PER_THREAD * threads * p->rows / total_rows;
+        if (want_chunks < 1) want_chunks = 1;
+        int64_t by_balance = (p->rows + want_chunks - 1) / want_chunks;
+        p->chunk_rows = by_cache < by_balance ? by_cache : by_balance;
+        p->chunk_rows = hr_round_up(p->chunk_rows < 1 ? 1 : p->chunk_rows, HR_KERNEL_ROWS); /* whole kernel tiles */
+        p->first_chunk = j->n_chunks;
+        j->n_chunks += (p->rows + p->chunk_rows - 1) / p->chunk_rows;
+    }
     atomic_init(&j->next_chunk, 0);
     hr_pool_run(pool, matmul_rows, j);
 }
@@ -116,28 +137,48 @@ static void quantize_rows(void *ctx, int thread, int n_threads) {
 void hr_matvec(const hr_tensor *w, const float *x, float *y) { hr_matmul(NULL, w, x, 1, y); }
 
 void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_tokens, float *y) {
-    int64_t rows = w->ne[1], cols = w->ne[0];
-    if (n_tokens <= 0 || rows <= 0) return;
-    if (!hr_quant_row_ok(w->type, cols)) {
-        for (int64_t i = 0; i < n_tokens * rows; i++) y[i] = NAN;
+    hr_matmul_multi(pool, &w, &y, 1, x, n_tokens);
+}
+
+/* Parts can share one pass only with the same columns and activation layout (the
+ * activations are quantized once for all of them). */
+static bool same_activations(const hr_tensor *const *w, int n) {
+    for (int i = 1; i < n; i++)
+        if (w[i]->ne[0] != w[0]->ne[0] || hr_act_kind_of(w[i]->type) != hr_act_kind_of(w[0]->type) ||
+            (hr_act_kind_of(w[0]->type) == HR_ACT_A32 && hr_a32_offset(w[i]->type) != hr_a32_offset(w[0]->type)))
+            return false;
+    return true;
+}
+
+void hr_matmul_multi(hr_pool *pool, const hr_tensor *const *w, float *const *y, int n_parts, const float *x,
+                     int64_t n_tokens) {
+    if (n_tokens <= 0 || n_parts <= 0) return;
+    if (n_parts > HR_MATMUL_MAX_PARTS || !same_activations(w, n_parts)) {
+        for (int i = 0; i < n_parts; i++) hr_matmul_multi(pool, &w[i], &y[i], 1, x, n_tokens);
         return;
     }
     const hr_simd_kernels *k = hr_simd_kernels_for(hr_simd_active());
-    hr_act_kind kind = hr_act_kind_of(w->type);
-    matmul_job job = {
-        .rowdot = kind == HR_ACT_NONE ? NULL : k->rowdot[w->type],
-        .type = w->type,
-        .w = w->data,
-        .row_bytes = w->row_bytes,
-        .rows = rows,
-        .cols = cols,
-        .act = (const uint8_t *)x,
-        .act_stride = (size_t)cols * sizeof(float),
-        .n_tokens = n_tokens,
-        .max_tokens = k->max_tokens,
-        .y = y,
-    };
-    if (kind == HR_ACT_F32 || !job.rowdot) {
+    int64_t cols = w[0]->ne[0];
+    hr_act_kind kind = hr_act_kind_of(w[0]->type);
+    matmul_job job = {.n_parts = 0, .cols = cols, .act = (const uint8_t *)x, .act_stride = (size_t)cols * sizeof(float),
+                      .n_tokens = n_tokens, .max_tokens = k->max_tokens};
+    bool all_fast = true;
+    for (int i = 0; i < n_parts; i++) {
+        int64_t rows = w[i]->ne[1];
+        if (rows <= 0) continue;
+        if (!hr_quant_row_ok(w[i]->type, cols)) {
+            for (int64_t e = 0; e < n_tokens * rows; e++) y[i][e] = NAN;
+            continue;
+        }
+        matmul_part *p = &job.parts[job.n_parts++];
+        *p = (matmul_part){.rowdot = kind == HR_ACT_NONE ? NULL : k->rowdot[w[i]->type], .type = w[i]->type,
+                           .w = w[i]->data, .row_bytes = w[i]->row_bytes, .rows = rows, .y = y[i]};
+        all_fast = all_fast && p->rowdot;
+    }
+    if (job.n_parts == 0) return;
+    if (!all_fast)
+        for (int i = 0; i < job.n_parts; i++) job.parts[i].rowdot = NULL;
+    if (kind == HR_ACT_F32 || !all_fast) {
         run_matmul(pool, &job);
         return;
     }
@@ -149,18 +190,20 @@ void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_toke
         bytes = sizeof stack;
     }
     if (bytes < stride) {
-        job.rowdot = NULL;
+        for (int i = 0; i < job.n_parts; i++) job.parts[i].rowdot = NULL;
         run_matmul(pool, &job);
         return;
     }
     int64_t per_pass = (int64_t)(bytes / stride);
     quantize_job q = {
         .quantize = kind == HR_ACT_A32 ? k->quantize_a32 : k->quantize_a256,
-        .type = w->type,
+        .type = job.parts[0].type,
         .cols = cols,
         .act = scratch,
         .act_stride = stride,
     };
+    float *y0[HR_MATMUL_MAX_PARTS];
+    for (int i = 0; i < job.n_parts; i++) y0[i] = job.parts[i].y;
     for (int64_t t0 = 0; t0 < n_tokens; t0 += per_pass) {
         int64_t count = n_tokens - t0 < per_pass ? n_tokens - t0 : per_pass;
         q.x = x + t0 * cols;
@@ -172,7 +215,7 @@ void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_toke
         job.act = scratch;
         job.act_stride = stride;
         job.n_tokens = count;
-        job.y = y + t0 * rows;
+        for (int i = 0; i < job.n_parts; i++) job.parts[i].y = y0[i] + t0 * job.parts[i].rows;
         run_matmul(pool, &job);
     }
 }

@@ -30,6 +30,14 @@ void hr_matvec(const hr_tensor *w, const float *x, float *y);
  * or a row that is not whole blocks gives NaN, like hr_quant_dot_ref. */
 void hr_matmul(hr_pool *pool, const hr_tensor *w, const float *x, int64_t n_tokens, float *y);
 
+/* hr_matmul for n_parts (up to HR_MATMUL_MAX_PARTS) matrices over the same X, into y[i]:
+ * one quantization of X and one pass of the pool for all of them when they share the
+ * column count and activation layout (Q, K, V; gate and up), else one call each.
+ * Results are those of separate calls. */
+enum { HR_MATMUL_MAX_PARTS = 3 };
+void hr_matmul_multi(hr_pool *pool, const hr_tensor *const *w, float *const *y, int n_parts, const float *x,
+                     int64_t n_tokens);
+
 /* Row r of W as f32 (used for embedding lookups); dst has W->ne[0] elements. */
 void hr_tensor_row_f32(const hr_tensor *w, int64_t r, float *dst);
 

@@ -196,9 +196,9 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hr_layer *ly = &m->layers[l];
         rmsnorm_rows(ws->xb, ws->x, ly->attn_norm.data, n, dim, hp->rms_eps);
-        hr_matmul(pool, &ly->wq, ws->xb, n, ws->q);
-        hr_matmul(pool, &ly->wk, ws->xb, n, ws->k);
-        hr_matmul(pool, &ly->wv, ws->xb, n, ws->v);
+        const hr_tensor *qkv[] = {&ly->wq, &ly->wk, &ly->wv};
+        float *qkv_out[] = {ws->q, ws->k, ws->v};
+        hr_matmul_multi(pool, qkv, qkv_out, 3, ws->xb, n);
         /* Every token's K/V is in the cache before any attention reads it, so tokens of
          * one prompt chunk see each other. */
         for (int32_t t = 0; t < n; t++) {
@@ -215,8 +215,9 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
         for (size_t i = 0; i < (size_t)n * dim; i++) ws->x[i] += ws->xb2[i];
 
         rmsnorm_rows(ws->xb, ws->x, ly->ffn_norm.data, n, dim, hp->rms_eps);
-        hr_matmul(pool, &ly->ffn_gate, ws->xb, n, ws->hb);
-        hr_matmul(pool, &ly->ffn_up, ws->xb, n, ws->hb2);
+        const hr_tensor *gate_up[] = {&ly->ffn_gate, &ly->ffn_up};
+        float *gate_up_out[] = {ws->hb, ws->hb2};
+        hr_matmul_multi(pool, gate_up, gate_up_out, 2, ws->xb, n);
         for (size_t i = 0; i < (size_t)n * ff; i++) {
             float g = ws->hb[i];
             ws->hb[i] = g * (1.0f / (1.0f + expf(-g))) * ws->hb2[i];

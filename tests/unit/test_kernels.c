@@ -302,6 +302,56 @@ HR_TEST(kernels_matmul_identical_across_threads_batches_and_scratch) {
     hr_pool_free(small);
 }
 
+/* Several matrices over one X in one pass give exactly what separate calls give: three
+ * of one type with different row counts (one pass), and mixed types (one call each). */
+HR_TEST(kernels_matmul_multi_equals_separate_calls) {
+    hr_pool *pool = NULL, *small = NULL;
+    hr_error err = {0};
+    HR_CHECK_OK(hr_pool_new(&pool, 2, &err), &err);
+    HR_CHECK_OK(hr_pool_reserve(pool, 9, 512, &err), &err);
+    HR_CHECK_OK(hr_pool_new(&small, 2, &err), &err);
+    HR_CHECK_OK(hr_pool_reserve(small, 2, 512, &err), &err); /* several quantize passes */
+    static const uint32_t sets[][3] = {{HR_TYPE_Q8_0, HR_TYPE_Q8_0, HR_TYPE_Q8_0},
+                                       {HR_TYPE_Q4_K, HR_TYPE_Q4_K, HR_TYPE_Q4_K},
+                                       {HR_TYPE_F16, HR_TYPE_F16, HR_TYPE_F16},
+                                       {HR_TYPE_Q4_K, HR_TYPE_Q6_K, HR_TYPE_Q4_K},
+                                       {HR_TYPE_Q8_0, HR_TYPE_Q4_0, HR_TYPE_F32}};
+    static const int64_t rows[3] = {203, 64, 37};
+    const int64_t cols = 512, nt = 9;
+    float *x = activations_new(nt, cols);
+    HR_CHECK(x != NULL);
+    for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {
+        test_matrix m[3];
+        float *want[3], *got[3];
+        const hr_tensor *w[3];
+        for (int i = 0; i < 3; i++) {
+            HR_CHECK(matrix_new(&m[i], sets[si][i], rows[i], cols, false));
+            w[i] = &m[i].w;
+            want[i] = malloc(sizeof(float) * (size_t)(nt * rows[i]));
+            got[i] = malloc(sizeof(float) * (size_t)(nt * rows[i]));
+            HR_CHECK(want[i] && got[i]);
+            hr_matmul(pool, w[i], x, nt, want[i]);
+        }
+        hr_pool *pools[2] = {pool, small};
+        for (int pi = 0; pi < 2; pi++) {
+            for (int i = 0; i < 3; i++) memset(got[i], 0, sizeof(float) * (size_t)(nt * rows[i]));
+            hr_matmul_multi(pools[pi], w, got, 3, x, nt);
+            for (int i = 0; i < 3; i++)
+                HR_CHECKF(memcmp(want[i], got[i], sizeof(float) * (size_t)(nt * rows[i])) == 0,
+                          "set %zu part %d (%s), pool %d: differs from a separate call", si, i,
+                          hr_type_name(sets[si][i]), pi);
+        }
+        for (int i = 0; i < 3; i++) {
+            free(m[i].data);
+            free(want[i]);
+            free(got[i]);
+        }
+    }
+    free(x);
+    hr_pool_free(pool);
+    hr_pool_free(small);
+}
+
 HR_TEST(kernels_matmul_leaves_the_heap_unchanged) {
     /* By design nothing allocates during a call; this catches a call that keeps memory. */
     hr_pool *pool = NULL;
