@@ -70,8 +70,10 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
         int live = n - i >= 8 ? 8 : (int)(n - i);
         __m256 wv[2];
 #pragma GCC unroll 2
-        for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++) {
+            hr_prefetch_ahead(w[r] + elem_bytes(type) * i, 1);
             wv[r] = live == 8 ? load_floats(type, w[r], i) : load_floats_tail(type, w[r], i, live);
+        }
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const uint8_t *x = act + t * stride;
@@ -111,6 +113,7 @@ AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2) {
         const uint8_t *b0 = row + b * bb;
+        hr_prefetch_ahead(b0, 2 * bb);
         int two = b + 1 < nb;
         __m256 dw = _mm256_set_m128(_mm_set1_ps(two ? load_half(b0 + bb) : 0.0f), _mm_set1_ps(load_half(b0)));
         __m256i w1, w2; /* first and second halves of both blocks */
@@ -212,6 +215,7 @@ AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t s
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t blk = 0; blk < n / 256; blk++) {
         const uint8_t *b = row + blk * bb;
+        hr_prefetch_ahead(b, bb);
         k_block k = k_head(type, b);
         __m256i dots[MAX_TOKENS];
 #pragma GCC unroll 4
