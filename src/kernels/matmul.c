@@ -264,3 +264,10 @@ void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n) {
     else if (type == HR_TYPE_F16) hr_simd_kernels_for(hr_simd_active())->f16_row(x, dst, n);
     else hr_quant_quantize_row(type, x, dst, n);
 }
+
+void hr_kv_widen(uint32_t type, const void *src, float *dst, int64_t n) {
+    if (n <= 0) return;
+    if (type == HR_TYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
+    else if (type == HR_TYPE_F16) hr_simd_kernels_for(hr_simd_active())->f16_widen(src, dst, n);
+    else hr_quant_dequantize_row(type, src, dst, n);
+}

@@ -51,6 +51,8 @@ void hr_kv_mix(uint32_t type, const float *w, const void *v, size_t stride, int 
 /* Stores n floats as a KV row of type (f32, f16 or q8_0; q8_0 as hr_quant_quantize_row,
  * f16 rounded to nearest even as hr_f32_to_fp16). */
 void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n);
+/* The inverse: n values of KV rows of type as f32 (exact for f32 and f16). */
+void hr_kv_widen(uint32_t type, const void *src, float *dst, int64_t n);
 /* x[i] = exp(x[i] / div - max) / sum over the n quotients (the scalar level uses libm's
  * expf; the vector levels a polynomial within a few ulp of it). */
 void hr_softmax(float *x, int64_t n, float div);

@@ -138,6 +138,8 @@ typedef void (*hr_kv_mix_fn)(const float *w, const uint8_t *v, size_t stride, in
 /* dst[i] = x[i] as f16, rounded to nearest even (what hr_f32_to_fp16 gives, NaN
  * payloads aside). */
 typedef void (*hr_f16_row_fn)(const float *x, uint16_t *dst, int64_t n);
+/* dst[i] = f16 value h[i] as f32 (exact). */
+typedef void (*hr_f16_widen_fn)(const uint16_t *h, float *dst, int64_t n);
 /* x[i] = exp(x[i] / div - max) / sum, the max and sum over the n (>= 1) quotients. */
 typedef void (*hr_softmax_fn)(float *x, int64_t n, float div);
 
@@ -150,6 +152,7 @@ typedef struct {
     hr_kv_scores_fn kv_scores[HR_TYPE_COUNT_];
     hr_kv_mix_fn kv_mix[HR_TYPE_COUNT_];
     hr_f16_row_fn f16_row;
+    hr_f16_widen_fn f16_widen;
     hr_softmax_fn softmax;
 } hr_simd_kernels;
 
@@ -178,6 +181,7 @@ typedef struct {
                       [HR_TYPE_Q8_0] = kv_scores_q8_0},                                                  \
         .kv_mix = {[HR_TYPE_F32] = kv_mix_f32, [HR_TYPE_F16] = kv_mix_f16, [HR_TYPE_Q8_0] = kv_mix_q8_0},  \
         .f16_row = f16_row,                                                                              \
+        .f16_widen = f16_widen,                                                                          \
         .softmax = softmax,                                                                              \
     }
 

@@ -434,6 +434,14 @@ static void f16_row(const float *x, uint16_t *dst, int64_t n) {
     }
 }
 
+static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) {
+        int live = n - i >= 8 ? 8 : (int)(n - i);
+        const uint8_t *p = (const uint8_t *)h;
+        store_f32(dst + i, live == 8 ? load_floats(HR_TYPE_F16, p, i) : load_floats_tail(HR_TYPE_F16, p, i, live), live);
+    }
+}
+
 /* ---- softmax ------------------------------------------------------------------------ */
 
 /* e^x for x <= 0, as exp16 in the AVX-512 set, with 2^k built in the exponent bits:

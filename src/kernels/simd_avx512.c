@@ -476,6 +476,13 @@ static void f16_row(const float *x, uint16_t *dst, int64_t n) {
     }
 }
 
+static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h + i)));
+    }
+}
+
 /* ---- softmax ------------------------------------------------------------------------ */
 
 /* e^x for x <= 0 (softmax's shifted scores): x = k ln2 + r with |r| <= ln2 / 2, e^r from

@@ -225,6 +225,10 @@ static void f16_row(const float *x, uint16_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = hr_f32_to_fp16(x[i]);
 }
 
+static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = hr_fp16_to_f32(h[i]);
+}
+
 /* Divided, not multiplied by a reciprocal, and exponentials from libm: as the reference
  * implementations round. */
 static void softmax(float *x, int64_t n, float div) {

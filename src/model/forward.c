@@ -8,10 +8,14 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 
+/* KV rows widened at a time when several query heads share them. */
+enum { RUN_ROWS = 16 };
+
 struct hr_forward_ws {
     int32_t max_tokens, max_ctx, n_threads;
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_tokens][width] each */
-    float *att;           /* [n_threads][max_ctx] attention scores */
+    float *att;           /* [n_threads][group][max_ctx] attention scores of a work item's heads */
+    float *kv_run;        /* [n_threads][RUN_ROWS][head_dim] KV rows widened to f32 for a query group */
     float *rope_inv_freq; /* n_rot / 2 */
     float *rope_cos_sin;  /* [max_tokens][n_rot / 2][2]: each batch token's rotation, shared by layers and heads */
     int32_t *logit_src;   /* [max_tokens] batch index of each logits row */
@@ -38,11 +42,13 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->v = malloc(T * kv_dim * sizeof(float));
     ws->hb = malloc(T * (size_t)hp->n_ff * sizeof(float));
     ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
-    ws->att = malloc((size_t)ws->n_threads * (size_t)max_ctx * sizeof(float));
+    size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    ws->att = malloc((size_t)ws->n_threads * group * (size_t)max_ctx * sizeof(float));
+    ws->kv_run = malloc((size_t)ws->n_threads * RUN_ROWS * (size_t)hp->head_dim * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
     ws->rope_cos_sin = malloc(T * ((size_t)hp->n_rot / 2 + 1) * 2 * sizeof(float));
     ws->logit_src = malloc(T * sizeof(int32_t));
-    if (!ws->x || !ws->xb || !ws->xb2 || !ws->q || !ws->k || !ws->v || !ws->hb || !ws->hb2 || !ws->att ||
+    if (!ws->x || !ws->xb || !ws->xb2 || !ws->q || !ws->k || !ws->v || !ws->hb || !ws->hb2 || !ws->att || !ws->kv_run ||
         !ws->rope_inv_freq || !ws->rope_cos_sin || !ws->logit_src) {
         hr_forward_ws_free(ws);
         return hr_fail(err, HR_ERR_NOMEM, "out of memory for a %d-token forward workspace", max_tokens);
@@ -65,6 +71,7 @@ void hr_forward_ws_free(hr_forward_ws *ws) {
     free(ws->hb);
     free(ws->hb2);
     free(ws->att);
+    free(ws->kv_run);
     free(ws->rope_inv_freq);
     free(ws->rope_cos_sin);
     free(ws->logit_src);
@@ -120,30 +127,60 @@ typedef struct {
     const hr_kv_pool *kv;
     const hr_batch *b;
     int32_t layer;
+    int32_t parts; /* work items per (token, KV head): each takes a share of its query heads */
 } attention_job;
 
-/* One (token, head) pair at a time, interleaved across threads: the scores over every
- * earlier position, softmax, and the weighted sum of values into xb. A block's positions
- * are consecutive rows, so each kernel call covers a whole block. */
+/* Query heads g0 .. g1 - 1 of one KV head, over rows [p, p + n) of one block's run:
+ * scores into att (or, with v, the weighted sum into out). With several f16 heads the
+ * rows are widened to f32 once for all of them (exact, so results do not change). */
+static void attend_run(const attention_job *job, const hr_kv_seq *seq, int32_t kv_head, int32_t p, int32_t n, bool v,
+                       const float *q, float *att, float *out, int32_t g0, int32_t g1, float *run) {
+    const hr_hparams *hp = &job->m->hp;
+    int32_t head_dim = hp->head_dim;
+    uint32_t type = hr_kv_pool_config(job->kv)->type;
+    const uint8_t *rows = hr_kv_head(job->kv, seq, job->layer, p, v, kv_head);
+    size_t stride = hr_kv_head_bytes(job->kv);
+    if (g1 - g0 > 1 && type == HR_TYPE_F16) {
+        hr_kv_widen(type, rows, run, (int64_t)n * head_dim);
+        rows = (const uint8_t *)run;
+        stride = (size_t)head_dim * sizeof(float);
+        type = HR_TYPE_F32;
+    }
+    for (int32_t g = g0; g < g1; g++) {
+        float *att_g = att + (size_t)(g - g0) * job->ws->max_ctx;
+        if (v)
+            hr_kv_mix(type, att_g + p, rows, stride, n, out + (size_t)g * head_dim, head_dim);
+        else
+            hr_kv_scores(type, rows, stride, n, q + (size_t)g * head_dim, head_dim, att_g + p);
+    }
+}
+
+/* Work items are (token, KV head, share of its query heads), interleaved across threads:
+ * the scores over every earlier position, softmax, and the weighted sum of values into
+ * xb. A block's positions are consecutive rows, so kernel calls cover up to RUN_ROWS. */
 static void attention_rows(void *ctx, int thread, int n_threads) {
     const attention_job *job = ctx;
     const hr_hparams *hp = &job->m->hp;
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
-    const hr_kv_config *cfg = hr_kv_pool_config(job->kv);
-    uint32_t type = cfg->type;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, bt = cfg->block_tokens;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
     size_t head_bytes = hr_kv_head_bytes(job->kv), run_bytes = head_bytes * (size_t)bt;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
-    float *att = ws->att + (size_t)thread * ws->max_ctx;
-    int32_t pairs = b->n_tokens * hp->n_head;
-    for (int32_t pair = thread; pair < pairs; pair += n_threads) {
-        int32_t t = pair / hp->n_head, h = pair % hp->n_head;
+    float *att = ws->att + (size_t)thread * group * ws->max_ctx;
+    float *run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim;
+    int32_t items = b->n_tokens * hp->n_head_kv * job->parts;
+    for (int32_t item = thread; item < items; item += n_threads) {
+        int32_t part = item % job->parts, kv_head = item / job->parts % hp->n_head_kv;
+        int32_t t = item / job->parts / hp->n_head_kv;
+        int32_t g0 = part * group / job->parts, g1 = (part + 1) * group / job->parts;
         const hr_kv_seq *seq = b->seqs[t];
         int32_t n_pos = b->pos[t] + 1;
-        const float *q = ws->q + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
-        int32_t kv_head = h / group;
+        /* The group's query heads are consecutive, as are their outputs. */
+        size_t first = (size_t)t * hp->n_head * head_dim + (size_t)kv_head * group * head_dim;
+        const float *q = ws->q + first;
+        float *out = ws->xb + first;
         for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
             int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
             /* Blocks lie anywhere in the pool, beyond the hardware prefetcher's reach:
@@ -151,15 +188,20 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
             if (p0 + bt < n_pos)
                 prefetch(hr_kv_head(job->kv, seq, job->layer, p0 + bt, false, kv_head), run_bytes);
             prefetch(hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), (size_t)rows * head_bytes);
-            hr_kv_scores(type, hr_kv_head(job->kv, seq, job->layer, p0, false, kv_head), head_bytes, rows, q,
-                         head_dim, att + p0);
+            for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
+                attend_run(job, seq, kv_head, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, false, q, att,
+                           NULL, g0, g1, run);
         }
-        hr_softmax(att, n_pos, score_div);
-        float *out = ws->xb + (size_t)t * hp->n_head * head_dim + (size_t)h * head_dim;
-        memset(out, 0, (size_t)head_dim * sizeof(float));
-        for (int32_t p0 = 0; p0 < n_pos; p0 += bt)
-            hr_kv_mix(type, att + p0, hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), head_bytes,
-                      n_pos - p0 < bt ? n_pos - p0 : bt, out, head_dim);
+        for (int32_t g = g0; g < g1; g++) {
+            hr_softmax(att + (size_t)(g - g0) * ws->max_ctx, n_pos, score_div);
+            memset(out + (size_t)g * head_dim, 0, (size_t)head_dim * sizeof(float));
+        }
+        for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
+            int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
+            for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
+                attend_run(job, seq, kv_head, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, true, q, att,
+                           out, g0, g1, run);
+        }
     }
 }
 
@@ -192,6 +234,11 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     }
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
+    /* Whole query groups share their KV reads; when that leaves fewer than two items per
+     * thread (one token of a model with few KV heads), groups are split among threads. */
+    int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1;
+    while (attention_parts < group && (int64_t)n * hp->n_head_kv * attention_parts < 2 * (int64_t)ws->n_threads)
+        attention_parts++;
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hr_layer *ly = &m->layers[l];
@@ -209,7 +256,7 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
             store_row(kv, hp, b, t, l, false, kt);
             store_row(kv, hp, b, t, l, true, ws->v + (size_t)t * kv_dim);
         }
-        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l};
+        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .parts = attention_parts};
         hr_pool_run(pool, attention_rows, &job);
         hr_matmul(pool, &ly->wo, ws->xb, n, ws->xb2);
         for (size_t i = 0; i < (size_t)n * dim; i++) ws->x[i] += ws->xb2[i];

@@ -623,3 +623,30 @@ HR_TEST(kernels_kv_store_f16_every_level_rounds_as_scalar) {
     }
     hr_simd_set(saved);
 }
+
+/* f16 KV rows widen to exactly hr_fp16_to_f32 at every level, every length. */
+HR_TEST(kernels_kv_widen_f16_every_level_is_exact) {
+    enum { N = 77 };
+    hr_simd_level levels[3], saved = hr_simd_active();
+    int nl = levels_available(levels);
+    uint16_t h[N];
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)(rng_u32() & 0xFFFF);
+    h[0] = 0x7C00; /* inf */
+    h[1] = 0x0001; /* smallest subnormal */
+    h[2] = 0x8000; /* negative zero */
+    for (int li = 0; li < nl; li++) {
+        hr_simd_set(levels[li]);
+        for (int64_t n = 1; n <= N; n += 19) {
+            float got[N + 1];
+            got[n] = 42.0f;
+            hr_kv_widen(HR_TYPE_F16, h, got, n);
+            for (int64_t i = 0; i < n; i++) {
+                float want = hr_fp16_to_f32(h[i]);
+                HR_CHECKF(memcmp(&got[i], &want, sizeof want) == 0 || (isnan(got[i]) && isnan(want)),
+                          "%s widen %04x: %.9g want %.9g", hr_simd_name(levels[li]), h[i], got[i], want);
+            }
+            HR_CHECKF(got[n] == 42.0f, "%s widen of %lld wrote past its end", hr_simd_name(levels[li]), (long long)n);
+        }
+    }
+    hr_simd_set(saved);
+}
