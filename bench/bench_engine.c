@@ -2,6 +2,11 @@
  * several concurrency levels, and KV utilisation (token slots holding live tokens over
  * slots allocated, averaged over every step).
  *
+ * "decode tok/s" counts the tokens generated while every sequence of the level was
+ * decoding (from the last first token to the first last token), so neither the other
+ * sequences' prefill nor the tail of stragglers is counted as decoding; "overall tok/s"
+ * is every token after the first over the time from the first token to the end.
+ *
  * usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16]
  * Prints one row per concurrency with the ratio to the single-sequence figure. */
 #include <stdio.h>
@@ -15,7 +20,7 @@
 
 typedef struct {
     int64_t generated;
-    double t_first_ms;
+    double *t_ms; /* [n_new] when each token arrived */
 } counter;
 
 static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, const char *error) {
@@ -23,7 +28,21 @@ static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, co
     (void)id;
     (void)token;
     (void)error;
-    if (finish == HR_FINISH_NONE && c->generated++ == 0) c->t_first_ms = hr_now_ms();
+    if (finish == HR_FINISH_NONE) c->t_ms[c->generated++] = hr_now_ms();
+}
+
+/* Tokens per second while all conc sequences were decoding; 0 when they never were. */
+static double steady_rate(const counter *counts, int conc) {
+    double from = 0, to = 1e300;
+    for (int s = 0; s < conc; s++) {
+        if (counts[s].generated < 2) return 0;
+        if (counts[s].t_ms[0] > from) from = counts[s].t_ms[0];
+        if (counts[s].t_ms[counts[s].generated - 1] < to) to = counts[s].t_ms[counts[s].generated - 1];
+    }
+    int64_t n = 0;
+    for (int s = 0; s < conc; s++)
+        for (int64_t i = 0; i < counts[s].generated; i++) n += counts[s].t_ms[i] > from && counts[s].t_ms[i] <= to;
+    return to > from ? n * 1e3 / (to - from) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -51,8 +70,9 @@ int main(int argc, char **argv) {
     }
     printf("model %s: %d layers, %d embd; prompt %d tokens, %d new tokens per sequence\n", argv[1], m->hp.n_layer,
            m->hp.n_embd, n_prompt, n_new);
-    printf("%-12s %14s %10s %16s %12s\n", "concurrency", "decode tok/s", "vs 1", "KV utilisation", "preemptions");
-    double single = 0;
+    printf("%-12s %14s %10s %15s %10s %16s %12s\n", "concurrency", "decode tok/s", "vs 1", "overall tok/s", "vs 1",
+           "KV utilisation", "preemptions");
+    double single = 0, single_overall = 0;
     for (char *tok = strtok(levels_arg, ","); tok; tok = strtok(NULL, ",")) {
         int conc = atoi(tok);
         if (conc <= 0) continue;
@@ -64,7 +84,13 @@ int main(int argc, char **argv) {
             break;
         }
         counter *counts = calloc((size_t)conc, sizeof *counts);
+        double *times = malloc((size_t)conc * (size_t)n_new * sizeof *times);
         int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
+        if (!counts || !times || !prompt) {
+            fprintf(stderr, "bench_engine: out of memory\n");
+            return 1;
+        }
+        for (int s = 0; s < conc; s++) counts[s].t_ms = times + (size_t)s * n_new;
         for (int s = 0; s < conc; s++) {
             /* Distinct prompts, so nothing is shared between sequences. */
             for (int i = 0; i < n_prompt; i++) prompt[i] = 3 + (s * 131 + i * 7) % (m->hp.n_vocab - 3);
@@ -78,17 +104,19 @@ int main(int argc, char **argv) {
         double end = hr_now_ms(), first = end;
         int64_t decoded = 0;
         for (int s = 0; s < conc; s++) {
-            if (counts[s].generated > 0 && counts[s].t_first_ms < first) first = counts[s].t_first_ms;
+            if (counts[s].generated > 0 && counts[s].t_ms[0] < first) first = counts[s].t_ms[0];
             decoded += counts[s].generated > 0 ? counts[s].generated - 1 : 0;
         }
         hr_engine_stats st;
         hr_engine_stats_get(e, &st);
-        double tps = end > first ? decoded * 1e3 / (end - first) : 0;
+        double overall = end > first ? decoded * 1e3 / (end - first) : 0, tps = steady_rate(counts, conc);
         if (single == 0) single = tps;
+        if (single_overall == 0) single_overall = overall;
         double util = st.allocated_token_slots_sum ? 100.0 * (double)st.live_token_slots_sum / (double)st.allocated_token_slots_sum : 0;
-        printf("%-12d %14.1f %9.2fx %15.1f%% %12llu\n", conc, tps, single > 0 ? tps / single : 0, util,
-               (unsigned long long)st.preemptions);
+        printf("%-12d %14.1f %9.2fx %15.1f %9.2fx %15.1f%% %12llu\n", conc, tps, single > 0 ? tps / single : 0,
+               overall, single_overall > 0 ? overall / single_overall : 0, util, (unsigned long long)st.preemptions);
         free(counts);
+        free(times);
         free(prompt);
         hr_engine_free(e);
     }

@@ -369,24 +369,42 @@ AI __m512 sum16x16(const __m512 v[16]) {
                          _mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* 16 rows at a time, each with its own accumulator, q loaded once per 16 elements for
- * all of them; a short group repeats its last row and drops the extra sums. */
+/* 16 rows at a time, each with its own accumulator. Whole groups of rows whose length
+ * is a multiple of 64 (the usual head sizes) hold 64 elements of q in registers and walk
+ * the rows with one pointer, without masks or branches; other groups (a block's last
+ * rows, odd head sizes) repeat their last row and drop the extra sums. Both add each
+ * row's products in element order. */
 AI void scores_floats(uint32_t type, const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
                       float *scores) {
     for (int j0 = 0; j0 < n_rows; j0 += 16) {
         int nr = n_rows - j0 < 16 ? n_rows - j0 : 16;
-        const uint8_t *rows[16];
+        const uint8_t *base = k + (size_t)j0 * stride;
         __m512 acc[16];
 #pragma GCC unroll 16
-        for (int r = 0; r < 16; r++) {
-            rows[r] = k + (size_t)(j0 + (r < nr ? r : nr - 1)) * stride;
-            acc[r] = _mm512_setzero_ps();
-        }
-        for (int64_t i = 0; i < n; i += 16) {
-            __mmask16 m = live_mask(i, n);
-            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+        for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+        if (nr == 16 && n % 64 == 0) {
+            for (int64_t i = 0; i < n; i += 64) {
+                __m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
+                __m512 q2 = _mm512_loadu_ps(q + i + 32), q3 = _mm512_loadu_ps(q + i + 48);
+                const uint8_t *row = base;
 #pragma GCC unroll 16
-            for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(load_floats(type, rows[r], i, m), qv, acc[r]);
+                for (int r = 0; r < 16; r++, row += stride) {
+                    acc[r] = _mm512_fmadd_ps(load_floats(type, row, i, 0xFFFF), q0, acc[r]);
+                    acc[r] = _mm512_fmadd_ps(load_floats(type, row, i + 16, 0xFFFF), q1, acc[r]);
+                    acc[r] = _mm512_fmadd_ps(load_floats(type, row, i + 32, 0xFFFF), q2, acc[r]);
+                    acc[r] = _mm512_fmadd_ps(load_floats(type, row, i + 48, 0xFFFF), q3, acc[r]);
+                }
+            }
+        } else {
+            const uint8_t *rows[16];
+#pragma GCC unroll 16
+            for (int r = 0; r < 16; r++) rows[r] = base + (size_t)(r < nr ? r : nr - 1) * stride;
+            for (int64_t i = 0; i < n; i += 16) {
+                __mmask16 m = live_mask(i, n);
+                __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+#pragma GCC unroll 16
+                for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(load_floats(type, rows[r], i, m), qv, acc[r]);
+            }
         }
         _mm512_mask_storeu_ps(scores + j0, live_mask(0, nr), sum16x16(acc));
     }
