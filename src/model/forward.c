@@ -1,6 +1,7 @@
 #include "model/forward.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,9 +88,6 @@ static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float e
     for (int32_t i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
 }
 
-static void rmsnorm_rows(float *o, const float *x, const float *w, int32_t rows, int32_t n, float eps) {
-    for (int32_t t = 0; t < rows; t++) rmsnorm(o + (size_t)t * n, x + (size_t)t * n, w, n, eps);
-}
 
 /* Rotates adjacent pairs (GGUF llama's "normal" RoPE order) of the first n_rot
  * dimensions of each head by the angles whose cosines and sines cs holds. */
@@ -128,6 +126,7 @@ typedef struct {
     const hr_batch *b;
     int32_t layer;
     int32_t parts; /* work items per (token, KV head): each takes a share of its query heads */
+    atomic_int next_item;
 } attention_job;
 
 /* Query heads g0 .. g1 - 1 of one KV head, over rows [p, p + n) of one block's run:
@@ -155,11 +154,13 @@ static void attend_run(const attention_job *job, const hr_kv_seq *seq, int32_t k
     }
 }
 
-/* Work items are (token, KV head, share of its query heads), interleaved across threads:
+/* Work items are (token, KV head, share of its query heads), claimed from a shared
+ * counter (contexts differ in length, and a thread the OS delays takes fewer items):
  * the scores over every earlier position, softmax, and the weighted sum of values into
  * xb. A block's positions are consecutive rows, so kernel calls cover up to RUN_ROWS. */
 static void attention_rows(void *ctx, int thread, int n_threads) {
-    const attention_job *job = ctx;
+    attention_job *job = ctx;
+    (void)n_threads;
     const hr_hparams *hp = &job->m->hp;
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
@@ -171,7 +172,7 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     float *att = ws->att + (size_t)thread * group * ws->max_ctx;
     float *run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim;
     int32_t items = b->n_tokens * hp->n_head_kv * job->parts;
-    for (int32_t item = thread; item < items; item += n_threads) {
+    for (int32_t item; (item = atomic_fetch_add_explicit(&job->next_item, 1, memory_order_relaxed)) < items;) {
         int32_t part = item % job->parts, kv_head = item / job->parts % hp->n_head_kv;
         int32_t t = item / job->parts / hp->n_head_kv;
         int32_t g0 = part * group / job->parts, g1 = (part + 1) * group / job->parts;
@@ -215,11 +216,67 @@ static void store_row(hr_kv_pool *kv, const hr_hparams *hp, const hr_batch *b, i
     }
 }
 
+/* The per-token work between matmuls, split across the pool by tokens when a batch has
+ * enough of them (below PARALLEL_TOKENS waking the pool costs more than it saves). */
+enum { PARALLEL_TOKENS = 4 };
+
+typedef enum { TOKEN_ADD_NORM, TOKEN_ROPE_STORE, TOKEN_SWIGLU } token_step_kind;
+
+typedef struct {
+    token_step_kind kind;
+    const hr_model *m;
+    hr_forward_ws *ws;
+    hr_kv_pool *kv;
+    const hr_batch *b;
+    int32_t layer;
+    bool add;            /* TOKEN_ADD_NORM: add the last block's output (xb2) to x first */
+    const float *norm_w; /* TOKEN_ADD_NORM */
+} token_job;
+
+static void token_step(const token_job *j, int32_t t) {
+    const hr_hparams *hp = &j->m->hp;
+    hr_forward_ws *ws = j->ws;
+    size_t dim = (size_t)hp->n_embd, head_dim = (size_t)hp->head_dim;
+    switch (j->kind) {
+    case TOKEN_ADD_NORM: {
+        float *x = ws->x + t * dim;
+        if (j->add)
+            for (size_t i = 0; i < dim; i++) x[i] += ws->xb2[t * dim + i];
+        rmsnorm(ws->xb + t * dim, x, j->norm_w, (int32_t)dim, hp->rms_eps);
+        break;
+    }
+    case TOKEN_ROPE_STORE: {
+        size_t kv_dim = (size_t)hp->n_head_kv * head_dim;
+        float *k = ws->k + t * kv_dim;
+        const float *cs = ws->rope_cos_sin + (size_t)t * hp->n_rot;
+        rope(ws->q + t * hp->n_head * head_dim, hp->n_head, hp->head_dim, hp->n_rot, cs);
+        rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, cs);
+        store_row(j->kv, hp, j->b, t, j->layer, false, k);
+        store_row(j->kv, hp, j->b, t, j->layer, true, ws->v + t * kv_dim);
+        break;
+    }
+    case TOKEN_SWIGLU: {
+        float *g = ws->hb + (size_t)t * hp->n_ff, *up = ws->hb2 + (size_t)t * hp->n_ff;
+        for (int32_t i = 0; i < hp->n_ff; i++) g[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * up[i];
+        break;
+    }
+    }
+}
+
+static void token_rows(void *ctx, int thread, int n_threads) {
+    const token_job *j = ctx;
+    for (int32_t t = thread; t < j->b->n_tokens; t += n_threads) token_step(j, t);
+}
+
+static void run_tokens(hr_pool *pool, const token_job *j) {
+    if (j->b->n_tokens < PARALLEL_TOKENS) token_rows((void *)j, 0, 1);
+    else hr_pool_run(pool, token_rows, (void *)j);
+}
+
 hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv, hr_pool *pool, const hr_batch *b,
                            float *logits, hr_error *err) {
     const hr_hparams *hp = &m->hp;
-    int32_t n = b->n_tokens, dim = hp->n_embd, head_dim = hp->head_dim;
-    int32_t q_dim = hp->n_head * head_dim, kv_dim = hp->n_head_kv * head_dim, ff = hp->n_ff;
+    int32_t n = b->n_tokens, dim = hp->n_embd;
     if (n <= 0 || n > ws->max_tokens)
         return hr_fail(err, HR_ERR_RANGE, "batch of %d tokens (workspace holds 1..%d)", n, ws->max_tokens);
     int32_t n_logits = 0;
@@ -240,43 +297,43 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     while (attention_parts < group && (int64_t)n * hp->n_head_kv * attention_parts < 2 * (int64_t)ws->n_threads)
         attention_parts++;
 
+    token_job tj = {.m = m, .ws = ws, .kv = kv, .b = b};
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hr_layer *ly = &m->layers[l];
-        rmsnorm_rows(ws->xb, ws->x, ly->attn_norm.data, n, dim, hp->rms_eps);
+        tj.layer = l;
+        /* The previous layer's FFN output joins the residual stream here. */
+        tj.kind = TOKEN_ADD_NORM, tj.add = l > 0, tj.norm_w = ly->attn_norm.data;
+        run_tokens(pool, &tj);
         const hr_tensor *qkv[] = {&ly->wq, &ly->wk, &ly->wv};
         float *qkv_out[] = {ws->q, ws->k, ws->v};
         hr_matmul_multi(pool, qkv, qkv_out, 3, ws->xb, n);
         /* Every token's K/V is in the cache before any attention reads it, so tokens of
          * one prompt chunk see each other. */
-        for (int32_t t = 0; t < n; t++) {
-            float *kt = ws->k + (size_t)t * kv_dim;
-            const float *cs = ws->rope_cos_sin + (size_t)t * hp->n_rot;
-            rope(ws->q + (size_t)t * q_dim, hp->n_head, head_dim, hp->n_rot, cs);
-            rope(kt, hp->n_head_kv, head_dim, hp->n_rot, cs);
-            store_row(kv, hp, b, t, l, false, kt);
-            store_row(kv, hp, b, t, l, true, ws->v + (size_t)t * kv_dim);
-        }
+        tj.kind = TOKEN_ROPE_STORE;
+        run_tokens(pool, &tj);
         attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .parts = attention_parts};
+        atomic_init(&job.next_item, 0);
         hr_pool_run(pool, attention_rows, &job);
         hr_matmul(pool, &ly->wo, ws->xb, n, ws->xb2);
-        for (size_t i = 0; i < (size_t)n * dim; i++) ws->x[i] += ws->xb2[i];
 
-        rmsnorm_rows(ws->xb, ws->x, ly->ffn_norm.data, n, dim, hp->rms_eps);
+        tj.kind = TOKEN_ADD_NORM, tj.add = true, tj.norm_w = ly->ffn_norm.data;
+        run_tokens(pool, &tj);
         const hr_tensor *gate_up[] = {&ly->ffn_gate, &ly->ffn_up};
         float *gate_up_out[] = {ws->hb, ws->hb2};
         hr_matmul_multi(pool, gate_up, gate_up_out, 2, ws->xb, n);
-        for (size_t i = 0; i < (size_t)n * ff; i++) {
-            float g = ws->hb[i];
-            ws->hb[i] = g * (1.0f / (1.0f + expf(-g))) * ws->hb2[i];
-        }
+        tj.kind = TOKEN_SWIGLU;
+        run_tokens(pool, &tj);
         hr_matmul(pool, &ly->ffn_down, ws->hb, n, ws->xb2);
-        for (size_t i = 0; i < (size_t)n * dim; i++) ws->x[i] += ws->xb2[i];
     }
     if (n_logits == 0) return HR_OK;
-    /* Only the rows that will be sampled go through the classifier. */
-    for (int32_t r = 0; r < n_logits; r++)
-        rmsnorm(ws->xb + (size_t)r * dim, ws->x + (size_t)ws->logit_src[r] * dim, m->output_norm.data, dim,
-                hp->rms_eps);
+    /* Only the rows that will be sampled take the last layer's output and go through the
+     * classifier. */
+    for (int32_t r = 0; r < n_logits; r++) {
+        float *x = ws->x + (size_t)ws->logit_src[r] * dim;
+        const float *out = ws->xb2 + (size_t)ws->logit_src[r] * dim;
+        for (int32_t i = 0; i < dim; i++) x[i] += out[i];
+        rmsnorm(ws->xb + (size_t)r * dim, x, m->output_norm.data, dim, hp->rms_eps);
+    }
     hr_matmul(pool, &m->output, ws->xb, n_logits, logits);
     return HR_OK;
 }
