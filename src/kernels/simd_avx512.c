@@ -21,6 +21,70 @@ enum { MAX_TOKENS = 8 };
 static uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static float load_half(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 
+/* ---- horizontal sums ------------------------------------------------------------------
+ * Every kernel ends by summing the lanes of its accumulators. All of them use the same
+ * association for a vector's 16 lanes — within each 128-bit lane (e0 + e2) + (e1 + e3),
+ * then (L0 + L2) + (L1 + L3) across them — whether it is summed alone or in a tree with
+ * others, so results do not depend on how many tokens or rows a call takes. Trees sum
+ * many accumulators with far fewer operations than one reduction each. */
+
+AI float hsum1(__m512 v) {
+    __m512 s = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(s);
+}
+
+/* Pairs of vectors: within each 128-bit lane, [a0 + a2, b0 + b2, a1 + a3, b1 + b3]. */
+AI __m512 sum_pairs(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+}
+
+/* Two pair sums into four per 128-bit lane: [A, B, C, D], each (x0 + x2) + (x1 + x3). */
+AI __m512 sum_quads(__m512 ab, __m512 cd) {
+    return _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* Lanes 0-7 of the result are the sums of v[0..7]. */
+AI __m512 sum8x16(const __m512 v[8]) {
+    __m512 x0 = sum_quads(sum_pairs(v[0], v[1]), sum_pairs(v[2], v[3]));
+    __m512 x1 = sum_quads(sum_pairs(v[4], v[5]), sum_pairs(v[6], v[7]));
+    __m512 y = _mm512_add_ps(_mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(y, y, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* Lane j of the result is the sum of v[j] (45 operations for 16 sums, where 16
+ * reductions take about 130). */
+AI __m512 sum16x16(const __m512 v[16]) {
+    __m512 x[4], y[2];
+    for (int i = 0; i < 4; i++)
+        x[i] = sum_quads(sum_pairs(v[4 * i], v[4 * i + 1]), sum_pairs(v[4 * i + 2], v[4 * i + 3]));
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* sums[i] = the sum of v[i]'s lanes for i < count (count <= 16, a constant once inlined). */
+AI void sum_lanes(const __m512 *v, const int count, float *sums) {
+    if (count == 1) {
+        sums[0] = hsum1(v[0]);
+        return;
+    }
+    __m512 pad[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) pad[i] = i < count ? v[i] : _mm512_setzero_ps();
+    float all[16];
+    _mm512_storeu_ps(all, count <= 8 ? sum8x16(pad) : sum16x16(pad));
+#pragma GCC unroll 16
+    for (int i = 0; i < count; i++) sums[i] = all[i];
+}
+
 /* ---- float weights (f32, f16, bf16) ------------------------------------------------ */
 
 /* 16 values from element i as f32; m selects the live lanes at a row's tail. */
@@ -60,11 +124,18 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
             for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
     }
+    __m512 flat[HR_KERNEL_ROWS * 4];
+    float sums[HR_KERNEL_ROWS * 4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) flat[r * nt + t] = acc[r][t];
+    sum_lanes(flat, R * nt, sums);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
         if (r < nr) {
 #pragma GCC unroll 4
-            for (int t = 0; t < nt; t++) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+            for (int t = 0; t < nt; t++) y[t * ys + r] = sums[r * nt + t];
         }
 }
 
@@ -164,8 +235,10 @@ AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(d4)), acc[t]);
         }
     }
+    float sums[MAX_TOKENS];
+    sum_lanes(acc, nt, sums);
 #pragma GCC unroll 8
-    for (int t = 0; t < nt; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
+    for (int t = 0; t < nt; t++) y[t * ys] = sums[t];
 }
 
 /* ---- k-quants against a256 ---------------------------------------------------------- */
@@ -266,8 +339,10 @@ AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t s
                                       acc[t]);
         }
     }
+    float sums[MAX_TOKENS];
+    sum_lanes(acc, nt, sums);
 #pragma GCC unroll 8
-    for (int t = 0; t < nt; t++) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
+    for (int t = 0; t < nt; t++) y[t * ys] = sums[t];
 }
 
 /* The set's kernels: float ones tile rows themselves, the others take one row at a time. */
@@ -353,22 +428,6 @@ static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *ro
 
 AI __mmask16 live_mask(int64_t i, int64_t n) { return n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1); }
 
-/* Lane j of the result is the sum of v[j]'s lanes: pairs, quads, then 128-bit lanes are
- * added in a tree (45 operations for 16 sums, where 16 reductions take about 130). */
-AI __m512 sum16x16(const __m512 v[16]) {
-    __m512 w[8], x[4], y[2];
-    for (int i = 0; i < 8; i++)
-        w[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    for (int i = 0; i < 4; i++)
-        x[i] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int i = 0; i < 2; i++)
-        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 /* 16 rows at a time, each with its own accumulator. Whole groups of rows whose length
  * is a multiple of 64 (the usual head sizes) hold 64 elements of q in registers and walk
  * the rows with one pointer, without masks or branches; other groups (a block's last
@@ -431,7 +490,7 @@ static void kv_scores_q8_0(const uint8_t *k, size_t stride, int n_rows, const fl
             s = _mm512_fmadd_ps(hi, _mm512_maskz_loadu_ps((__mmask16)(m >> 16), q + i + 16), s);
             acc = _mm512_fmadd_ps(s, _mm512_set1_ps(load_half(b)), acc);
         }
-        scores[j] = _mm512_reduce_add_ps(acc);
+        scores[j] = hsum1(acc);
     }
 }
 

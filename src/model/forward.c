@@ -88,7 +88,6 @@ static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float e
     for (int32_t i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
 }
 
-
 /* Rotates adjacent pairs (GGUF llama's "normal" RoPE order) of the first n_rot
  * dimensions of each head by the angles whose cosines and sines cs holds. */
 static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *cs) {
