@@ -54,9 +54,13 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
         hr_forward_ws_free(ws);
         return hr_fail(err, HR_ERR_NOMEM, "out of memory for a %d-token forward workspace", max_tokens);
     }
-    /* theta_i = base^(-2i / n_rot), computed in f32 exactly as the reference does. */
+    /* theta_i = base^(-2i / n_rot), computed in f32 exactly as the reference does, then
+     * scaled (linear RoPE scaling) and divided by the model's frequency factors; both are
+     * exactly 1 for unscaled models, so their results do not change. */
+    const float *factors = m->rope_freqs.data;
     for (int32_t i = 0; i < hp->n_rot / 2; i++)
-        ws->rope_inv_freq[i] = 1.0f / powf(hp->rope_freq_base, (float)(2 * i) / (float)hp->n_rot);
+        ws->rope_inv_freq[i] = 1.0f / powf(hp->rope_freq_base, (float)(2 * i) / (float)hp->n_rot) *
+                               hp->rope_freq_scale / (factors ? factors[i] : 1.0f);
     *out = ws;
     return HR_OK;
 }

@@ -33,6 +33,7 @@ static hr_status load_llama2c(hr_model *m, const char *tokenizer_path, hr_error 
     hp->n_rot = hp->head_dim;
     hp->n_vocab = c.vocab_size;
     hp->rope_freq_base = 10000.0f; /* llama2.c's fixed RoPE base and norm epsilon */
+    hp->rope_freq_scale = 1.0f;
     hp->rms_eps = 1e-5f;
 
     m->layers = calloc((size_t)c.n_layers, sizeof *m->layers);
@@ -117,6 +118,35 @@ static hr_status bind_tensor(const hr_gguf *g, const char *name, int64_t cols, i
     return HR_OK;
 }
 
+/* RoPE scaling the forward pass can apply: linear (positions divided by the factor) and
+ * per-frequency divisors (a rope_freqs tensor, as Llama 3.1 GGUFs carry). Other kinds
+ * change the rotation in ways the forward pass does not implement, so running them
+ * would give wrong output without an error: they are refused. */
+static hr_status rope_scaling(hr_model *m, hr_error *err) {
+    const hr_gguf *g = &m->gguf;
+    hr_hparams *hp = &m->hp;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch);
+    hr_gguf_str type = {.ptr = "none", .len = 4};
+    if (hr_gguf_find(g, key) && hr_gguf_get_str(g, key, &type, err) != HR_OK) return err->status;
+    float factor = 1.0f;
+    if (hr_gguf_str_eq(type, "linear")) {
+        if (arch_float(g, hp->arch, "rope.scaling.factor", &factor, err) != HR_OK) return err->status;
+    } else if (!hr_gguf_str_eq(type, "none")) {
+        return hr_fail(err, HR_ERR_UNSUPPORTED, "RoPE scaling '%.*s' (%s) is not supported (supported: none, linear)",
+                       (int)(type.len > 32 ? 32 : type.len), type.ptr, key);
+    }
+    hp->rope_freq_scale = 1.0f / factor;
+    if (!hr_gguf_tensor_find(g, "rope_freqs.weight")) return HR_OK;
+    if (bind_tensor(g, "rope_freqs.weight", hp->n_rot / 2, 1, true, &m->rope_freqs, err) != HR_OK) return err->status;
+    const float *f = m->rope_freqs.data;
+    for (int32_t i = 0; i < hp->n_rot / 2; i++)
+        if (!(f[i] > 0.0f) || f[i] > 1e12f)
+            return hr_fail(err, HR_ERR_FORMAT, "rope_freqs.weight[%d] = %g is out of range (a positive divisor)", i,
+                           (double)f[i]);
+    return HR_OK;
+}
+
 static hr_status load_gguf(hr_model *m, hr_error *err) {
     const hr_gguf *g = &m->gguf;
     hr_gguf_str arch;
@@ -128,6 +158,7 @@ static hr_status load_gguf(hr_model *m, hr_error *err) {
     snprintf(hp->arch, sizeof hp->arch, "%.*s", (int)arch.len, arch.ptr);
     const char *a = hp->arch;
     hp->rope_freq_base = 10000.0f;
+    hp->rope_freq_scale = 1.0f;
     hp->rms_eps = 1e-5f;
     if (arch_int(g, a, "context_length", &hp->n_ctx_train, true, err) != HR_OK ||
         arch_int(g, a, "embedding_length", &hp->n_embd, true, err) != HR_OK ||
@@ -149,6 +180,7 @@ static hr_status load_gguf(hr_model *m, hr_error *err) {
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
         return hr_fail(err, HR_ERR_FORMAT, "rope.dimension_count %d must be even and at most the head size %d",
                        hp->n_rot, hp->head_dim);
+    if (rope_scaling(m, err) != HR_OK) return err->status;
     if (hr_vocab_from_gguf(&m->vocab, g, err) != HR_OK) return hr_fail_wrap(err, "vocabulary");
     hp->n_vocab = m->vocab->n_tokens;
 

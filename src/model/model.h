@@ -21,6 +21,7 @@ typedef struct {
     int32_t n_ctx_train; /* <arch>.context_length: the trained window */
     int32_t n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_rot, n_vocab;
     float rope_freq_base;
+    float rope_freq_scale; /* 1 / <arch>.rope.scaling.factor for linear scaling, else 1 */
     float rms_eps;
 } hr_hparams;
 
@@ -35,6 +36,7 @@ typedef struct {
     hr_model_source source;
     hr_hparams hp;
     hr_tensor tok_embd, output_norm, output;
+    hr_tensor rope_freqs; /* optional (data NULL): per-frequency divisors, n_rot / 2 f32 (Llama 3.1 style) */
     hr_layer *layers;
     hr_vocab *vocab;
     hr_gguf gguf;           /* HR_MODEL_GGUF */

@@ -8,9 +8,8 @@
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "formats/ggml_type.h"
-#include "kernels/threadpool.h"
+#include "forward_steps.h"
 #include "kv/kv_cache.h"
-#include "model/forward.h"
 #include "test.h"
 #include "tokenizer/tokenize.h"
 
@@ -109,35 +108,6 @@ HR_TEST(engine_eight_sequences_together_equal_each_alone) {
     hr_model_free(m);
 }
 
-/* Feeds tokens one at a time through hr_forward_batch with an f16 KV cache on a pool of
- * n_threads, keeping every step's logits (n_tokens x n_vocab floats). */
-static hr_status forward_f16_steps(const hr_model *m, int n_threads, const int32_t *tokens, int32_t n_tokens,
-                                   float *logits, hr_error *err) {
-    hr_kv_config c = {.n_layer = m->hp.n_layer, .kv_dim = m->hp.n_head_kv * m->hp.head_dim,
-                      .head_dim = m->hp.head_dim, .block_tokens = 16, .n_blocks = 8, .type = HR_TYPE_F16};
-    hr_kv_pool *kv = NULL;
-    hr_pool *pool = NULL;
-    hr_forward_ws *ws = NULL;
-    hr_kv_seq seq = {0};
-    hr_status st = hr_kv_pool_new(&kv, &c, err);
-    if (st == HR_OK) st = hr_pool_new(&pool, n_threads, err);
-    if (st == HR_OK) st = hr_forward_ws_new(&ws, m, 1, 128, pool, err);
-    if (st == HR_OK) st = hr_kv_seq_init(&seq, kv, 128, err);
-    for (int32_t i = 0; st == HR_OK && i < n_tokens; i++) {
-        st = hr_kv_seq_reserve(kv, &seq, 1, err);
-        hr_kv_seq *seqs[1] = {&seq};
-        bool want = true;
-        hr_batch batch = {.n_tokens = 1, .tokens = &tokens[i], .pos = &i, .seqs = seqs, .want_logits = &want};
-        if (st == HR_OK) st = hr_forward_batch(m, ws, kv, pool, &batch, logits + (size_t)i * m->hp.n_vocab, err);
-        if (st == HR_OK) hr_kv_seq_commit(kv, &seq, tokens, i + 1);
-    }
-    if (kv) hr_kv_seq_free(kv, &seq);
-    hr_forward_ws_free(ws);
-    hr_pool_free(pool);
-    hr_kv_pool_free(kv);
-    return st;
-}
-
 /* stories260K has two query heads per KV head. With f16 KV, one thread takes both heads
  * of a group and widens their rows to f32 once; four threads split a single token's
  * groups, so each head reads the f16 rows itself. Widening is exact: every logit of 40
@@ -153,8 +123,8 @@ HR_TEST(forward_f16_kv_logits_identical_whether_query_heads_share_reads) {
     float *shared = malloc(bytes), *split = malloc(bytes);
     hr_error err = {0};
     HR_CHECK(shared && split);
-    HR_CHECK_OK(forward_f16_steps(m, 1, tokens, STEPS, shared, &err), &err);
-    HR_CHECK_OK(forward_f16_steps(m, 4, tokens, STEPS, split, &err), &err);
+    HR_CHECK_OK(forward_steps(m, 1, HR_TYPE_F16, tokens, STEPS, shared, &err), &err);
+    HR_CHECK_OK(forward_steps(m, 4, HR_TYPE_F16, tokens, STEPS, split, &err), &err);
     HR_CHECKF(memcmp(shared, split, bytes) == 0, "logits differ between shared and per-head reads of f16 KV");
     free(shared);
     free(split);

@@ -4,6 +4,7 @@
 
 #include "formats/ggml_type.h"
 #include "formats/gguf_write.h"
+#include "forward_steps.h"
 #include "model/export.h"
 #include "test.h"
 
@@ -81,16 +82,32 @@ HR_TEST(convert_matches_reference_gguf_tensor_by_tensor) {
     HR_CHECKF(!problem[0], "%s", problem);
 }
 
-/* Writes the reference model's metadata and tensors to path, with key `drop` left out
- * and general.architecture replaced by arch (when not NULL). */
+/* RoPE scaling added to a variant: a llama.rope.scaling.type (with a factor) and/or a
+ * rope_freqs tensor of n_freqs values. */
+typedef struct {
+    const char *type;
+    float factor;
+    const float *freqs;
+    int64_t n_freqs;
+} rope_variant;
+
+/* Writes the reference model's metadata and tensors to path, with key `drop` left out,
+ * general.architecture replaced by arch (when not NULL) and rope added (when not NULL). */
 static hr_status write_variant(const hr_gguf *ref, const char *path, const char *drop, const char *arch,
-                               hr_error *err) {
+                               const rope_variant *rope, hr_error *err) {
     hr_gguf_writer *w;
     if (hr_gguf_writer_new(&w, err) != HR_OK) return err->status;
     hr_status st = HR_OK;
     for (uint64_t i = 0; i < ref->n_kv && st == HR_OK; i++)
         if (!drop || !hr_gguf_str_eq(ref->kvs[i].key, drop)) st = hr_gguf_writer_copy_kv(w, &ref->kvs[i], err);
     if (st == HR_OK && arch) st = hr_gguf_writer_set_str(w, "general.architecture", arch, err);
+    if (st == HR_OK && rope && rope->type) st = hr_gguf_writer_set_str(w, "llama.rope.scaling.type", rope->type, err);
+    if (st == HR_OK && rope && rope->type) st = hr_gguf_writer_set_f32(w, "llama.rope.scaling.factor", rope->factor, err);
+    if (st == HR_OK && rope && rope->freqs) {
+        uint64_t ne[4] = {(uint64_t)rope->n_freqs, 1, 1, 1};
+        st = hr_gguf_writer_add_tensor(w, "rope_freqs.weight", HR_TYPE_F32, 1, ne, rope->freqs,
+                                       (uint64_t)rope->n_freqs * sizeof(float), err);
+    }
     for (uint64_t i = 0; i < ref->n_tensors && st == HR_OK; i++) {
         const hr_gguf_tensor *t = &ref->tensors[i];
         char name[128];
@@ -102,24 +119,29 @@ static hr_status write_variant(const hr_gguf *ref, const char *path, const char 
     return st;
 }
 
-/* Loads a variant of the reference and returns the loader's message in msg. */
-static hr_status load_variant(const char *ref_path, const char *drop, const char *arch, char *msg, size_t cap) {
+/* Writes a variant of the reference to path; msg says why when that fails. */
+static hr_status make_variant(const char *ref_path, const char *drop, const char *arch, const rope_variant *rope,
+                              const char *path, char *msg, size_t cap) {
     hr_error err = {0};
     hr_gguf ref;
-    char path[512];
-    snprintf(path, sizeof path, "%s/variant.gguf", hr_test_tmpdir());
     if (hr_gguf_open(&ref, ref_path, &err) != HR_OK) {
         snprintf(msg, cap, "%s", err.msg);
         return HR_ERR_IO;
     }
-    hr_status st = write_variant(&ref, path, drop, arch, &err);
+    hr_status st = write_variant(&ref, path, drop, arch, rope, &err);
     hr_gguf_close(&ref);
-    if (st != HR_OK) {
-        snprintf(msg, cap, "writing the variant failed: %s", err.msg);
-        return HR_ERR_IO;
-    }
+    if (st != HR_OK) snprintf(msg, cap, "writing the variant failed: %s", err.msg);
+    return st == HR_OK ? HR_OK : HR_ERR_IO;
+}
+
+/* Loads a variant of the reference and returns the loader's message in msg. */
+static hr_status load_variant(const char *ref_path, const char *drop, const char *arch, char *msg, size_t cap) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/variant.gguf", hr_test_tmpdir());
+    if (make_variant(ref_path, drop, arch, NULL, path, msg, cap) != HR_OK) return HR_ERR_IO;
+    hr_error err = {0};
     hr_model *m = NULL;
-    st = hr_model_load(&m, path, NULL, &err);
+    hr_status st = hr_model_load(&m, path, NULL, &err);
     hr_model_free(m);
     snprintf(msg, cap, "%s", st == HR_OK ? "" : err.msg);
     return st;
@@ -184,4 +206,69 @@ HR_TEST(model_llama2c_without_tokenizer_says_how_to_fix) {
     HR_CHECK(m == NULL);
     HR_CHECK_EQ_INT(st, HR_ERR_IO);
     HR_CHECKF(strstr(err.msg, "--tokenizer") != NULL, "message: %s", err.msg);
+}
+
+/* The logits of 20 steps of the reference model with rope added; false (after
+ * reporting) when the variant cannot be written, loaded or run. */
+static bool rope_logits(hr_test_ctx *t, const char *ref, const rope_variant *rope, const char *name, float *logits,
+                        size_t *n_vocab) {
+    char path[512], msg[600];
+    snprintf(path, sizeof path, "%s/%s.gguf", hr_test_tmpdir(), name);
+    if (make_variant(ref, NULL, NULL, rope, path, msg, sizeof msg) != HR_OK) {
+        hr_test_failf(t, __FILE__, __LINE__, "%s: %s", name, msg);
+        return false;
+    }
+    hr_error err = {0};
+    hr_model *m = NULL;
+    hr_status st = hr_model_load(&m, path, NULL, &err);
+    int32_t tokens[20];
+    for (int i = 0; i < 20; i++) tokens[i] = 1 + i * 23 % 500;
+    if (st == HR_OK) st = forward_steps(m, 1, HR_TYPE_F32, tokens, 20, logits, &err);
+    if (m) *n_vocab = (size_t)m->hp.n_vocab;
+    hr_model_free(m);
+    if (st != HR_OK) hr_test_failf(t, __FILE__, __LINE__, "%s: %s", name, err.msg);
+    return st == HR_OK;
+}
+
+/* Linear scaling by 2 and frequency factors of 2 divide every angle by 2 (both exact
+ * in binary), so their logits are identical, and differ from the unscaled model's. */
+HR_TEST(model_rope_linear_scaling_and_frequency_factors_apply) {
+    HR_ASSET(ref, "models/stories260K.gguf");
+    enum { STEPS = 20, VOCAB = 512 };
+    static float plain[STEPS * VOCAB], linear[STEPS * VOCAB], factors[STEPS * VOCAB];
+    float twos[64];
+    for (int i = 0; i < 64; i++) twos[i] = 2.0f;
+    size_t n_vocab = 0;
+    rope_variant lin = {.type = "linear", .factor = 2.0f}, freq = {.freqs = twos, .n_freqs = 4};
+    if (!rope_logits(t, ref, NULL, "plain", plain, &n_vocab) || !rope_logits(t, ref, &lin, "linear", linear, &n_vocab) ||
+        !rope_logits(t, ref, &freq, "factors", factors, &n_vocab))
+        return;
+    HR_CHECK_EQ_INT(n_vocab, VOCAB);
+    size_t bytes = sizeof plain;
+    HR_CHECKF(memcmp(linear, factors, bytes) == 0, "linear x2 and frequency factors of 2 give different logits");
+    HR_CHECKF(memcmp(linear, plain, bytes) != 0, "linear scaling x2 left every logit unchanged");
+    /* The first step is position 0, where no rotation happens. */
+    HR_CHECKF(memcmp(linear, plain, sizeof(float) * VOCAB) == 0, "position 0 changed under scaling");
+}
+
+HR_TEST(model_refuses_rope_scaling_it_cannot_apply) {
+    HR_ASSET(ref, "models/stories260K.gguf");
+    char path[512], msg[600];
+    snprintf(path, sizeof path, "%s/yarn.gguf", hr_test_tmpdir());
+    rope_variant yarn = {.type = "yarn", .factor = 4.0f};
+    HR_CHECK(make_variant(ref, NULL, NULL, &yarn, path, msg, sizeof msg) == HR_OK);
+    hr_error err = {0};
+    hr_model *m = NULL;
+    HR_CHECK_EQ_INT(hr_model_load(&m, path, NULL, &err), HR_ERR_UNSUPPORTED);
+    HR_CHECKF(strstr(err.msg, "RoPE scaling 'yarn'") && strstr(err.msg, "llama.rope.scaling.type"), "message: %s",
+              err.msg);
+    float bad[4] = {1.0f, 0.0f, 1.0f, 1.0f};
+    rope_variant zero = {.freqs = bad, .n_freqs = 4}, short_freqs = {.freqs = bad, .n_freqs = 3};
+    snprintf(path, sizeof path, "%s/freqs.gguf", hr_test_tmpdir());
+    HR_CHECK(make_variant(ref, NULL, NULL, &zero, path, msg, sizeof msg) == HR_OK);
+    HR_CHECK_EQ_INT(hr_model_load(&m, path, NULL, &err), HR_ERR_FORMAT);
+    HR_CHECKF(strstr(err.msg, "rope_freqs.weight[1]") != NULL, "message: %s", err.msg);
+    HR_CHECK(make_variant(ref, NULL, NULL, &short_freqs, path, msg, sizeof msg) == HR_OK);
+    HR_CHECK_EQ_INT(hr_model_load(&m, path, NULL, &err), HR_ERR_FORMAT);
+    HR_CHECKF(strstr(err.msg, "rope_freqs.weight") && strstr(err.msg, "shape"), "message: %s", err.msg);
 }
