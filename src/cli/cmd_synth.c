@@ -12,7 +12,8 @@
 #include "model/model.h"
 
 static const char SYNTH_HELP[] =
-    "usage: headroom synth --preset NAME [--type T] [--vocab VOCAB.gguf] [--ctx N] [--seed N] -o OUT.gguf\n"
+    "usage: headroom synth --preset NAME [--type T] [--vocab VOCAB.gguf] [--ctx N] [--seed N]\n"
+    "                      [--rope-scaling KIND:FACTOR] -o OUT.gguf\n"
     "\n"
     "Writes a GGUF llama model with seeded random weights (same seed, same file).\n"
     "\n"
@@ -28,6 +29,9 @@ static const char SYNTH_HELP[] =
     "                      default: a generated SentencePiece-style vocabulary\n"
     "      --ctx N         trained context length to record (default 2048)\n"
     "      --seed N        weight seed (default 1)\n"
+    "      --rope-scaling KIND:FACTOR\n"
+    "                      record RoPE scaling metadata: linear:F (run applies it) or yarn:F\n"
+    "                      (recorded for doctor and plan; run refuses it)\n"
     "  -o, --output PATH   GGUF file to write\n"
     "  -h, --help          this help\n";
 
@@ -79,8 +83,14 @@ static hr_status vocab_metadata(hr_gguf_writer *w, const char *vocab_path, int32
     return st;
 }
 
+/* RoPE scaling metadata to record (kind NULL: none). */
+typedef struct {
+    const char *kind;
+    float factor;
+} synth_rope;
+
 static hr_status synthesize(const synth_preset *p, const char *type_name, const char *vocab_path, int32_t ctx,
-                            uint64_t seed, const char *out_path, hr_error *err) {
+                            uint64_t seed, const synth_rope *rope, const char *out_path, hr_error *err) {
     bool mixture = !strcmp(type_name, "q4_k_m");
     hr_type type = HR_TYPE_Q4_K;
     if (!mixture && hr_type_from_name(type_name, &type, err) != HR_OK) return err->status;
@@ -97,6 +107,8 @@ static hr_status synthesize(const synth_preset *p, const char *type_name, const 
     hr_status st = vocab_metadata(w, vocab_path, p->n_vocab, &hp.n_vocab, err);
     if (st == HR_OK) st = hr_hparams_to_gguf(&hp, w, err);
     if (st == HR_OK) st = hr_gguf_writer_set_str(w, "general.name", p->name, err);
+    if (st == HR_OK && rope->kind) st = hr_gguf_writer_set_str(w, "llama.rope.scaling.type", rope->kind, err);
+    if (st == HR_OK && rope->kind) st = hr_gguf_writer_set_f32(w, "llama.rope.scaling.factor", rope->factor, err);
     if (st == HR_OK) st = hr_llama_specs(&hp, p->tied, &specs, &n_specs, err);
     hr_rng rng;
     hr_rng_seed(&rng, seed);
@@ -133,6 +145,8 @@ int hr_cmd_synth(int argc, char **argv) {
     const char *preset_name = NULL, *type_name = "f32", *vocab_path = NULL, *out_path = NULL;
     int64_t ctx = 2048;
     uint64_t seed = 1;
+    synth_rope rope = {0};
+    char rope_kind[16];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -150,6 +164,19 @@ int hr_cmd_synth(int argc, char **argv) {
             if (!(v = hr_arg_value("synth", argc, argv, &i)) || !hr_arg_int("synth", a, v, 1, 1 << 24, &ctx)) return 2;
         } else if (!strcmp(a, "--seed")) {
             if (!(v = hr_arg_value("synth", argc, argv, &i)) || !hr_arg_u64("synth", a, v, &seed)) return 2;
+        } else if (!strcmp(a, "--rope-scaling")) {
+            if (!(v = hr_arg_value("synth", argc, argv, &i))) return 2;
+            const char *colon = strchr(v, ':');
+            char *end = NULL;
+            double factor = colon ? strtod(colon + 1, &end) : 0;
+            size_t kind_len = colon ? (size_t)(colon - v) : 0;
+            bool known = (kind_len == 6 && !strncmp(v, "linear", 6)) || (kind_len == 4 && !strncmp(v, "yarn", 4));
+            if (!known || end == colon + 1 || *end || !(factor > 0 && factor <= 1024)) {
+                fprintf(stderr, "headroom synth: --rope-scaling '%s' must be linear:F or yarn:F with 0 < F <= 1024\n", v);
+                return 2;
+            }
+            snprintf(rope_kind, sizeof rope_kind, "%.*s", (int)kind_len, v);
+            rope = (synth_rope){.kind = rope_kind, .factor = (float)factor};
         } else {
             fprintf(stderr, "headroom synth: unknown option '%s' (see headroom synth --help)\n", a);
             return 2;
@@ -167,7 +194,7 @@ int hr_cmd_synth(int argc, char **argv) {
         return 2;
     }
     hr_error err = {0};
-    if (synthesize(preset, type_name, vocab_path, (int32_t)ctx, seed, out_path, &err) != HR_OK) {
+    if (synthesize(preset, type_name, vocab_path, (int32_t)ctx, seed, &rope, out_path, &err) != HR_OK) {
         fprintf(stderr, "headroom synth: %s\n", err.msg);
         return 1;
     }

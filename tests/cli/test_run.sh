@@ -216,3 +216,31 @@ test_run_reference_unchanged_with_1_to_4_threads() {
     done
     if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
 }
+
+# RoPE scaling metadata as a user's file carries it: linear scaling changes what run
+# samples (same seed), YaRN is refused with the key named, and synth checks its flag.
+test_run_applies_linear_rope_scaling_and_refuses_yarn() {
+    local name=run_applies_linear_rope_scaling_and_refuses_yarn bad=() kind out rc
+    need_asset $name models/stories260K.gguf || return
+    for kind in plain linear:2 yarn:4; do
+        local flags=()
+        [ $kind = plain ] || flags=(--rope-scaling $kind)
+        "$HR" synth --preset tiny --vocab "$ASSETS/models/stories260K.gguf" --ctx 512 "${flags[@]}" \
+            -o "$TMP/rope-${kind%%:*}.gguf" 2>"$TMP/synth.err" || bad+=("synth $kind failed: $(cat "$TMP/synth.err")")
+    done
+    for kind in plain linear; do
+        "$HR" run -m "$TMP/rope-$kind.gguf" -p "Once upon a time there was" -n 40 --temp 1.5 --seed 3 \
+            >"$TMP/rope-$kind.txt" 2>"$TMP/run.err" || bad+=("run on the $kind model failed: $(cat "$TMP/run.err")")
+    done
+    cmp -s "$TMP/rope-plain.txt" "$TMP/rope-linear.txt" && bad+=("linear scaling x2 left the sampled text unchanged")
+    "$HR" doctor "$TMP/rope-linear.gguf" >"$TMP/doctor.txt" 2>&1
+    grep -q "RoPE scaling .*linear x2" "$TMP/doctor.txt" || bad+=("doctor does not show the linear scaling: $(grep RoPE "$TMP/doctor.txt")")
+    "$HR" run -m "$TMP/rope-yarn.gguf" -p "Once" -n 4 >/dev/null 2>"$TMP/run.err"
+    rc=$?
+    [ $rc -eq 1 ] && grep -q "RoPE scaling 'yarn' (llama.rope.scaling.type) is not supported" "$TMP/run.err" ||
+        bad+=("run on a YaRN model: exit $rc, $(cat "$TMP/run.err")")
+    out=$("$HR" synth --preset tiny --rope-scaling cubic:2 -o "$TMP/x.gguf" 2>&1)
+    rc=$?
+    [ $rc -eq 2 ] && [[ $out == *"must be linear:F or yarn:F"* ]] || bad+=("synth --rope-scaling cubic:2: exit $rc, $out")
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
