@@ -167,6 +167,61 @@ typedef struct {
         mix_floats(type, w, v, stride, n_rows, out, n);                                                    \
     }
 
+/* A level's rowdot kernels (the names HR_SIMD_KERNEL_TABLE lists), from its float_rowdot
+ * (tiles rows itself), a32_rowdot and k_rowdot (one row at a time), with DISPATCH
+ * (HR_DISPATCH_NT4 or _NT8) turning nt into a constant. */
+#define HR_ROWDOT_FLOAT(name, type, DISPATCH)                                                             \
+    static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
+                     float *y, int64_t ys) {                                                              \
+        DISPATCH(float_rowdot, nt, type, row, rb, nr, act, stride, n, y, ys)                              \
+    }
+#define HR_ROWDOT_ROWS(name, kernel, type, DISPATCH)                                                      \
+    static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
+                     float *y, int64_t ys) {                                                              \
+        for (int r = 0; r < nr; r++) DISPATCH(kernel, nt, type, row + r * rb, act, stride, n, y + r, ys)  \
+    }
+#define HR_ROWDOT_KERNELS(DISPATCH)                                                                       \
+    HR_ROWDOT_FLOAT(rowdot_f32, HR_TYPE_F32, DISPATCH)                                                    \
+    HR_ROWDOT_FLOAT(rowdot_f16, HR_TYPE_F16, DISPATCH)                                                    \
+    HR_ROWDOT_FLOAT(rowdot_bf16, HR_TYPE_BF16, DISPATCH)                                                  \
+    HR_ROWDOT_ROWS(rowdot_q8_0, a32_rowdot, HR_TYPE_Q8_0, DISPATCH)                                       \
+    HR_ROWDOT_ROWS(rowdot_q4_0, a32_rowdot, HR_TYPE_Q4_0, DISPATCH)                                       \
+    HR_ROWDOT_ROWS(rowdot_q4_k, k_rowdot, HR_TYPE_Q4_K, DISPATCH)                                         \
+    HR_ROWDOT_ROWS(rowdot_q5_k, k_rowdot, HR_TYPE_Q5_K, DISPATCH)                                         \
+    HR_ROWDOT_ROWS(rowdot_q6_k, k_rowdot, HR_TYPE_Q6_K, DISPATCH)
+
+/* A vector level's activation quantizers, from its quantize16(x, count, q, at, b, sums):
+ * count vectors of 16 floats (a multiple of 2) quantized with one scale, vector i's bytes
+ * stored at q + at(b, i), its sum in sums[i], the scale returned. (SSE stores, so only
+ * for files compiled for a vector target.) */
+#define HR_ACT_QUANTIZERS(quantize16)                                                                     \
+    static int64_t a32_at(int64_t b, int i) { return hr_a32_pos(b, 16 * i); }                             \
+    static int64_t a256_at(int64_t b, int i) { return 256 * b + 16 * i; }                                 \
+    static void quantize_a32(const float *x, int64_t n, uint32_t wtype, uint8_t *row) {                   \
+        hr_act_row a = hr_act_row_at(HR_ACT_A32, row, n);                                                 \
+        int64_t nb = n / 32, nbp = hr_a32_blocks(n);                                                      \
+        for (int64_t b = 0; b < nbp; b++) {                                                               \
+            int32_t sums[2] = {0, 0};                                                                     \
+            float d = 0.0f;                                                                               \
+            if (b < nb)                                                                                   \
+                d = quantize16(x + 32 * b, 2, a.qs, a32_at, b, sums);                                     \
+            else                                                                                          \
+                for (int i = 0; i < 2; i++) _mm_storeu_si128((__m128i *)(a.qs + a32_at(b, i)), _mm_setzero_si128()); \
+            _mm_storeu_ps(a.d + 4 * b, _mm_set1_ps(d));                                                   \
+            _mm_storeu_si128((__m128i *)(a.bias4 + 4 * b),                                                \
+                             _mm_set1_epi32(-(hr_a32_offset(wtype) / 4) * (sums[0] + sums[1])));          \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *row) {                  \
+        (void)wtype;                                                                                      \
+        hr_act_row a = hr_act_row_at(HR_ACT_A256, row, n);                                                \
+        for (int64_t b = 0; b < n / 256; b++) {                                                           \
+            int32_t sums[16];                                                                             \
+            a.d[b] = quantize16(x + 256 * b, 16, a.qs, a256_at, b, sums);                                 \
+            for (int s = 0; s < 16; s++) a.bsums[16 * b + s] = (int16_t)sums[s];                          \
+        }                                                                                                 \
+    }
+
 /* Every level's file defines the same static kernel names; this names them in its table. */
 #define HR_SIMD_KERNEL_TABLE(name, lvl, max_tok)                                                          \
     const hr_simd_kernels name = {                                                                       \

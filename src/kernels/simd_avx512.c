@@ -345,26 +345,7 @@ AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t s
     for (int t = 0; t < nt; t++) y[t * ys] = sums[t];
 }
 
-/* The set's kernels: float ones tile rows themselves, the others take one row at a time. */
-#define FLOAT_ROWDOT(name, type)                                                                   \
-    static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
-                     float *y, int64_t ys) {                                                       \
-        HR_DISPATCH_NT8(float_rowdot, nt, type, row, rb, nr, act, stride, n, y, ys)                \
-    }
-#define ROWDOT(name, kernel, type)                                                                 \
-    static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
-                     float *y, int64_t ys) {                                                       \
-        for (int r = 0; r < nr; r++) HR_DISPATCH_NT8(kernel, nt, type, row + r * rb, act, stride, n, y + r, ys) \
-    }
-
-FLOAT_ROWDOT(rowdot_f32, HR_TYPE_F32)
-FLOAT_ROWDOT(rowdot_f16, HR_TYPE_F16)
-FLOAT_ROWDOT(rowdot_bf16, HR_TYPE_BF16)
-ROWDOT(rowdot_q8_0, a32_rowdot, HR_TYPE_Q8_0)
-ROWDOT(rowdot_q4_0, a32_rowdot, HR_TYPE_Q4_0)
-ROWDOT(rowdot_q4_k, k_rowdot, HR_TYPE_Q4_K)
-ROWDOT(rowdot_q5_k, k_rowdot, HR_TYPE_Q5_K)
-ROWDOT(rowdot_q6_k, k_rowdot, HR_TYPE_Q6_K)
+HR_ROWDOT_KERNELS(HR_DISPATCH_NT8)
 
 /* ---- activation quantization (same bytes as simd_scalar.c) --------------------------- */
 
@@ -396,33 +377,7 @@ AI float quantize_vectors(const float *x, int count, int8_t *q, int64_t (*at)(in
     return amax / 127.0f;
 }
 
-/* Where 16-element vector i of block b goes: a32 quad order, a256 element order. */
-static int64_t a32_at(int64_t b, int i) { return hr_a32_pos(b, 16 * i); }
-static int64_t a256_at(int64_t b, int i) { return 256 * b + 16 * i; }
-
-static void quantize_a32(const float *x, int64_t n, uint32_t wtype, uint8_t *row) {
-    hr_act_row a = hr_act_row_at(HR_ACT_A32, row, n);
-    int64_t nb = n / 32, nbp = hr_a32_blocks(n);
-    for (int64_t b = 0; b < nbp; b++) {
-        int32_t sums[2] = {0, 0};
-        float d = 0.0f;
-        if (b < nb)
-            d = quantize_vectors(x + 32 * b, 2, a.qs, a32_at, b, sums);
-        else
-            for (int i = 0; i < 2; i++) _mm_storeu_si128((__m128i *)(a.qs + a32_at(b, i)), _mm_setzero_si128());
-        _mm_storeu_ps(a.d + 4 * b, _mm_set1_ps(d));
-        _mm_storeu_si128((__m128i *)(a.bias4 + 4 * b), _mm_set1_epi32(-(hr_a32_offset(wtype) / 4) * (sums[0] + sums[1])));
-    }
-}
-
-static void quantize_a256(const float *x, int64_t n, uint32_t wtype, uint8_t *row) {
-    hr_act_row a = hr_act_row_at(HR_ACT_A256, row, n);
-    for (int64_t b = 0; b < n / 256; b++) {
-        int32_t sums[16];
-        a.d[b] = quantize_vectors(x + 256 * b, 16, a.qs, a256_at, b, sums);
-        for (int s = 0; s < 16; s++) a.bsums[16 * b + s] = (int16_t)sums[s];
-    }
-}
+HR_ACT_QUANTIZERS(quantize_vectors)
 
 /* ---- KV rows ----------------------------------------------------------------------- */
 
