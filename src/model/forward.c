@@ -47,7 +47,7 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->att = malloc((size_t)ws->n_threads * group * (size_t)max_ctx * sizeof(float));
     ws->kv_run = malloc((size_t)ws->n_threads * RUN_ROWS * (size_t)hp->head_dim * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
-    ws->rope_cos_sin = malloc(T * ((size_t)hp->n_rot / 2 + 1) * 2 * sizeof(float));
+    ws->rope_cos_sin = malloc(T * (size_t)hp->n_rot * sizeof(float));
     ws->logit_src = malloc(T * sizeof(int32_t));
     if (!ws->x || !ws->xb || !ws->xb2 || !ws->q || !ws->k || !ws->v || !ws->hb || !ws->hb2 || !ws->att || !ws->kv_run ||
         !ws->rope_inv_freq || !ws->rope_cos_sin || !ws->logit_src) {
@@ -90,6 +90,13 @@ static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float e
     ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int32_t i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
+}
+
+/* The residual stream x takes a block's output (delta; NULL: none), then o = rmsnorm(x). */
+static void add_rmsnorm(float *o, float *x, const float *delta, const float *w, int32_t n, float eps) {
+    if (delta)
+        for (int32_t i = 0; i < n; i++) x[i] += delta[i];
+    rmsnorm(o, x, w, n, eps);
 }
 
 /* Rotates adjacent pairs (GGUF llama's "normal" RoPE order) of the first n_rot
@@ -157,6 +164,27 @@ static void attend_run(const attention_job *job, const hr_kv_seq *seq, int32_t k
     }
 }
 
+/* attend_run over positions [0, n_pos) in runs of up to RUN_ROWS within each block. The
+ * scoring pass (!v) also fetches what comes next: blocks lie anywhere in the pool, beyond
+ * the hardware prefetcher's reach, so it asks for the next block's keys and this block's
+ * values while scoring. */
+static void attend_blocks(const attention_job *job, const hr_kv_seq *seq, int32_t n_pos, int32_t kv_head, bool v,
+                          const float *q, float *att, float *out, int32_t g0, int32_t g1, float *run) {
+    int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
+    size_t head_bytes = hr_kv_head_bytes(job->kv);
+    for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
+        int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
+        if (!v) {
+            if (p0 + bt < n_pos)
+                prefetch(hr_kv_head(job->kv, seq, job->layer, p0 + bt, false, kv_head), head_bytes * (size_t)bt);
+            prefetch(hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), (size_t)rows * head_bytes);
+        }
+        for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
+            attend_run(job, seq, kv_head, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v, q, att, out, g0,
+                       g1, run);
+    }
+}
+
 /* Work items are (token, KV head, share of its query heads), claimed from a shared
  * counter (contexts differ in length, and a thread the OS delays takes fewer items):
  * the scores over every earlier position, softmax, and the weighted sum of values into
@@ -168,8 +196,6 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
     int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
-    size_t head_bytes = hr_kv_head_bytes(job->kv), run_bytes = head_bytes * (size_t)bt;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
     float *att = ws->att + (size_t)thread * group * ws->max_ctx;
@@ -185,27 +211,12 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
         size_t first = (size_t)t * hp->n_head * head_dim + (size_t)kv_head * group * head_dim;
         const float *q = ws->q + first;
         float *out = ws->xb + first;
-        for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
-            int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
-            /* Blocks lie anywhere in the pool, beyond the hardware prefetcher's reach:
-             * fetch the next block's keys and this block's values while scoring. */
-            if (p0 + bt < n_pos)
-                prefetch(hr_kv_head(job->kv, seq, job->layer, p0 + bt, false, kv_head), run_bytes);
-            prefetch(hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), (size_t)rows * head_bytes);
-            for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
-                attend_run(job, seq, kv_head, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, false, q, att,
-                           NULL, g0, g1, run);
-        }
+        attend_blocks(job, seq, n_pos, kv_head, false, q, att, NULL, g0, g1, run);
         for (int32_t g = g0; g < g1; g++) {
             hr_softmax(att + (size_t)(g - g0) * ws->max_ctx, n_pos, score_div);
             memset(out + (size_t)g * head_dim, 0, (size_t)head_dim * sizeof(float));
         }
-        for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
-            int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
-            for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
-                attend_run(job, seq, kv_head, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, true, q, att,
-                           out, g0, g1, run);
-        }
+        attend_blocks(job, seq, n_pos, kv_head, true, q, att, out, g0, g1, run);
     }
 }
 
@@ -241,13 +252,10 @@ static void token_step(const token_job *j, int32_t t) {
     hr_forward_ws *ws = j->ws;
     size_t dim = (size_t)hp->n_embd, head_dim = (size_t)hp->head_dim;
     switch (j->kind) {
-    case TOKEN_ADD_NORM: {
-        float *x = ws->x + t * dim;
-        if (j->add)
-            for (size_t i = 0; i < dim; i++) x[i] += ws->xb2[t * dim + i];
-        rmsnorm(ws->xb + t * dim, x, j->norm_w, (int32_t)dim, hp->rms_eps);
+    case TOKEN_ADD_NORM:
+        add_rmsnorm(ws->xb + t * dim, ws->x + t * dim, j->add ? ws->xb2 + t * dim : NULL, j->norm_w, (int32_t)dim,
+                    hp->rms_eps);
         break;
-    }
     case TOKEN_ROPE_STORE: {
         size_t kv_dim = (size_t)hp->n_head_kv * head_dim;
         float *k = ws->k + t * kv_dim;
@@ -332,10 +340,8 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     /* Only the rows that will be sampled take the last layer's output and go through the
      * classifier. */
     for (int32_t r = 0; r < n_logits; r++) {
-        float *x = ws->x + (size_t)ws->logit_src[r] * dim;
-        const float *out = ws->xb2 + (size_t)ws->logit_src[r] * dim;
-        for (int32_t i = 0; i < dim; i++) x[i] += out[i];
-        rmsnorm(ws->xb + (size_t)r * dim, x, m->output_norm.data, dim, hp->rms_eps);
+        size_t src = (size_t)ws->logit_src[r] * dim;
+        add_rmsnorm(ws->xb + (size_t)r * dim, ws->x + src, ws->xb2 + src, m->output_norm.data, dim, hp->rms_eps);
     }
     hr_matmul(pool, &m->output, ws->xb, n_logits, logits);
     return HR_OK;
