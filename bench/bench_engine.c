@@ -7,7 +7,8 @@
  * sequences' prefill nor the tail of stragglers is counted as decoding; "overall tok/s"
  * is every token after the first over the time from the first token to the end.
  *
- * usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16]
+ * usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16] [-k KV_TYPE]
+ * (KV_TYPE f16 by default, as llama.cpp's bench uses; f32 and q8_0 also run).
  * Prints one row per concurrency with the ratio to the single-sequence figure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,36 +48,41 @@ static double steady_rate(const counter *counts, int conc) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16]\n");
+        fprintf(stderr, "usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16] [-k f16|f32|q8_0]\n");
         return 2;
     }
     int n_new = 64, n_prompt = 32, threads = 0;
     char levels_arg[128] = "1,4,16";
+    hr_type kv_type = HR_TYPE_F16;
+    hr_error err = {0};
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-n")) n_new = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-p")) n_prompt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-c")) snprintf(levels_arg, sizeof levels_arg, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "-k") && hr_type_from_name(argv[i + 1], &kv_type, &err) != HR_OK) {
+            fprintf(stderr, "bench_engine: %s\n", err.msg);
+            return 2;
+        }
     }
     if (n_new <= 0 || n_prompt <= 0) {
         fprintf(stderr, "bench_engine: -n and -p must be positive\n");
         return 2;
     }
-    hr_error err = {0};
     hr_model *m = NULL;
     if (hr_model_load(&m, argv[1], NULL, &err) != HR_OK) {
         fprintf(stderr, "bench_engine: %s\n", err.msg);
         return 1;
     }
-    printf("model %s: %d layers, %d embd; prompt %d tokens, %d new tokens per sequence\n", argv[1], m->hp.n_layer,
-           m->hp.n_embd, n_prompt, n_new);
+    printf("model %s: %d layers, %d embd; prompt %d tokens, %d new tokens per sequence; KV %s\n", argv[1],
+           m->hp.n_layer, m->hp.n_embd, n_prompt, n_new, hr_type_name(kv_type));
     printf("%-12s %14s %10s %15s %10s %16s %12s\n", "concurrency", "decode tok/s", "vs 1", "overall tok/s", "vs 1",
            "KV utilisation", "preemptions");
     double single = 0, single_overall = 0;
     for (char *tok = strtok(levels_arg, ","); tok; tok = strtok(NULL, ",")) {
         int conc = atoi(tok);
         if (conc <= 0) continue;
-        hr_engine_config cfg = {.parallel = conc, .ctx_size = n_prompt + n_new, .kv_type = HR_TYPE_F16,
+        hr_engine_config cfg = {.parallel = conc, .ctx_size = n_prompt + n_new, .kv_type = kv_type,
                                 .n_threads = threads, .no_prefix_cache = true};
         hr_engine *e;
         if (hr_engine_new(&e, m, &cfg, &err) != HR_OK) {

@@ -30,7 +30,7 @@ typedef struct {
 static const shape shapes[] = {{"110m 768->2048", 2048, 768}, {"1b 2048->5632", 5632, 2048}};
 static const uint32_t types[] = {HR_TYPE_F32,  HR_TYPE_F16,  HR_TYPE_BF16, HR_TYPE_Q8_0,
                                  HR_TYPE_Q4_0, HR_TYPE_Q4_K, HR_TYPE_Q5_K, HR_TYPE_Q6_K};
-static const int64_t token_counts[] = {1, 64};
+static const int64_t token_counts[] = {1, 16, 64};
 
 static double seconds(void) {
     struct timespec ts;
@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
                 return 1;
             }
             double bytes = (double)ring.w.row_bytes * (double)ring.w.ne[1];
-            for (size_t ni = 0; ni < 2; ni++) {
+            for (size_t ni = 0; ni < sizeof token_counts / sizeof token_counts[0]; ni++) {
                 int64_t n = token_counts[ni];
                 double flops = 2.0 * (double)shapes[si].rows * (double)shapes[si].cols * (double)n;
                 for (int th = 0; th < 2; th++) {

@@ -13,8 +13,9 @@
  *       per block, repeated for its four lanes: float d4[nbp * 4], and int32 bias4[nbp * 4]
  *       = -(offset / 4) * (sum of the block's qs), where offset is what kernels add to
  *       the weight levels to make them unsigned (128 for q8_0, 8 for q4_0): starting the
- *       lanes' sums at the bias removes it exactly. nbp = blocks rounded up to a quad;
- *       the padding is zero.
+ *       lanes' sums at the bias removes it exactly (scalar and AVX2; AVX-512 instead makes
+ *       the activations unsigned and corrects from the weights' sums, see its a32_quad).
+ *       nbp = blocks rounded up to a quad; the padding is zero.
  *   a256 (q4_k, q5_k, q6_k): blocks of 256 with the same quantization, in element order;
  *       int8 qs[nb * 256], float d[nb rounded up to 16], int16 bsums[nb * 16] (sums of
  *       16 qs, for the k-quants' mins and q6_k's offset).

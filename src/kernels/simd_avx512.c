@@ -4,8 +4,8 @@
  * Layout of the work: a kernel decodes each weight vector once and uses it for every
  * token of its call (up to 8), so weights are read once per token group. Float weights
  * go 4 rows x 4 tokens at a time, so each activation load also serves 4 rows. Integer
- * products use vpdpbusd (unsigned x signed bytes) for the per-32 formats and
- * vpmaddubsw + vpdpwssd (which also applies the int scale) for the k-quants. */
+ * products use vpdpbusd (unsigned activations x signed weights) for the per-32 formats
+ * and vpmaddubsw + vpdpwssd (which also applies the int scale) for the k-quants. */
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")
 #include <immintrin.h>
@@ -187,31 +187,41 @@ AI a32_shuffles a32_shuffles_for(uint32_t type) {
     };
 }
 
-/* The quad of weight blocks at q as unsigned bytes in quad order: *lo the first 16
- * elements of each block, *hi the last 16 (q8_0 gives w + 128, q4_0 its 0..15 levels;
- * the activations' bias takes the offsets back), and *dw each block's scale in its four
- * lanes. avail: bytes left in the row; blocks past it read as zeros. */
+/* The activations' bytes made unsigned (x + 128) for vpdpbusd, whose first operand is
+ * unsigned. */
+AI __m512i a32_unsigned(const uint8_t *p) { return _mm512_xor_si512(_mm512_load_si512(p), _mm512_set1_epi8((char)0x80)); }
+
+/* The quad of weight blocks at q as signed levels in quad order: *lo the first 16
+ * elements of each block, *hi the last 16 (q4_0's 0..15 moved to -8..7); *dw each block's
+ * scale in its four lanes; and *start = -128 * (sum of each lane's four weights), where
+ * every token's sums start, so that the activations' +128 cancels exactly. avail: bytes
+ * left in the row; blocks past it read as zeros. */
 AI void a32_quad(uint32_t type, const uint8_t *q, int64_t avail, const a32_shuffles *sh, __m512i *lo, __m512i *hi,
-                 __m512 *dw) {
+                 __m512 *dw, __m512i *start) {
     __m512i l0 = load_bytes(q, 0, avail), l1;
     if (type == HR_TYPE_Q8_0) {
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
         l1 = load_bytes(q, 64, avail);
-        *lo = _mm512_xor_si512(_mm512_permutex2var_epi8(l0, sh->idx_lo, l1), flip);
+        *lo = _mm512_permutex2var_epi8(l0, sh->idx_lo, l1);
         *hi = _mm512_permutex2var_epi8(load_bytes(q, 8, avail), sh->idx_hi, load_bytes(q, 72, avail));
-        *hi = _mm512_xor_si512(*hi, flip);
     } else {
-        const __m512i nibble = _mm512_set1_epi8(0x0F);
+        const __m512i nibble = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
         l1 = load_bytes(q, 8, avail);
         __m512i z = _mm512_permutex2var_epi8(l0, sh->idx_lo, l1);
-        *lo = _mm512_and_si512(z, nibble);
-        *hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), nibble);
+        *lo = _mm512_sub_epi8(_mm512_and_si512(z, nibble), eight);
+        *hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(z, 4), nibble), eight);
     }
     *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, sh->idx_scales, l1)));
+    const __m512i c128 = _mm512_set1_epi8((char)0x80);
+    __m512i sum128 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, *lo), c128, *hi);
+    *start = _mm512_sub_epi32(_mm512_setzero_si512(), sum128);
 }
 
-/* A quad takes two vpdpbusd per token, started at the activations' bias, after which
- * each block owns four lanes: one conversion and one FMA with the lanes' scales. */
+/* A quad takes two vpdpbusd per token (activations unsigned, weights signed), after which
+ * each block owns four lanes: one conversion and one FMA with the lanes' scales. The
+ * weights carry the offset correction (*start above), computed once per quad for every
+ * token, so a token's inner step loads only its bytes and scales; the activations' own
+ * correction (bias4, what the other levels use) would be one more load per token, and
+ * loads, not arithmetic, bound this loop. */
 AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
                    int64_t ys, const int nt) {
     const int bb = type == HR_TYPE_Q8_0 ? 34 : 18;
@@ -221,17 +231,16 @@ AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t q = 0; q < nb; q += 4) {
-        __m512i lo, hi;
+        __m512i lo, hi, start;
         __m512 dw;
         hr_prefetch_ahead(row + q * bb, 4 * bb);
-        a32_quad(type, row + q * bb, (nb - q) * bb, &sh, &lo, &hi, &dw);
+        a32_quad(type, row + q * bb, (nb - q) * bb, &sh, &lo, &hi, &dw, &start);
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
             const uint8_t *a = act + t * stride;
             const float *d4 = (const float *)(a + nbp * 32) + 4 * q;
-            __m512i dot = _mm512_load_si512(d4 + 4 * nbp); /* bias4 */
-            dot = _mm512_dpbusd_epi32(dot, lo, _mm512_load_si512(a + 32 * q));
-            dot = _mm512_dpbusd_epi32(dot, hi, _mm512_load_si512(a + 32 * q + 64));
+            __m512i dot = _mm512_dpbusd_epi32(start, a32_unsigned(a + 32 * q), lo);
+            dot = _mm512_dpbusd_epi32(dot, a32_unsigned(a + 32 * q + 64), hi);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(d4)), acc[t]);
         }
     }
