@@ -11,11 +11,14 @@
 
 /* KV rows widened at a time when several query heads share them. */
 enum { RUN_ROWS = 16 };
+/* Attention items take all KV heads of a token from this many tokens per thread on
+ * (fewer would leave threads idle at the end of the pass). */
+enum { ATTENTION_TOKENS_PER_THREAD = 4 };
 
 struct hr_forward_ws {
     int32_t max_tokens, max_ctx, n_threads;
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_tokens][width] each */
-    float *att;           /* [n_threads][group][max_ctx] attention scores of a work item's heads */
+    float *att;           /* [n_threads][n_head][max_ctx] attention scores of a work item's heads */
     float *kv_run;        /* [n_threads][RUN_ROWS][head_dim] KV rows widened to f32 for a query group */
     float *rope_inv_freq; /* n_rot / 2 */
     float *rope_cos_sin;  /* [max_tokens][n_rot / 2][2]: each batch token's rotation, shared by layers and heads */
@@ -43,8 +46,7 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->v = malloc(T * kv_dim * sizeof(float));
     ws->hb = malloc(T * (size_t)hp->n_ff * sizeof(float));
     ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
-    size_t group = (size_t)(hp->n_head / hp->n_head_kv);
-    ws->att = malloc((size_t)ws->n_threads * group * (size_t)max_ctx * sizeof(float));
+    ws->att = malloc((size_t)ws->n_threads * (size_t)hp->n_head * (size_t)max_ctx * sizeof(float));
     ws->kv_run = malloc((size_t)ws->n_threads * RUN_ROWS * (size_t)hp->head_dim * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
     ws->rope_cos_sin = malloc(T * (size_t)hp->n_rot * sizeof(float));
@@ -135,88 +137,98 @@ typedef struct {
     const hr_kv_pool *kv;
     const hr_batch *b;
     int32_t layer;
-    int32_t parts; /* work items per (token, KV head): each takes a share of its query heads */
+    int32_t kv_span; /* KV heads per work item: all of them, or 1 when items would be few */
+    int32_t parts;   /* work items per (token, KV heads): each takes a share of every group */
     atomic_int next_item;
 } attention_job;
 
-/* Query heads g0 .. g1 - 1 of one KV head, over rows [p, p + n) of one block's run:
- * scores into att (or, with v, the weighted sum into out). With several f16 heads the
- * rows are widened to f32 once for all of them (exact, so results do not change). */
-static void attend_run(const attention_job *job, const hr_kv_seq *seq, int32_t kv_head, int32_t p, int32_t n, bool v,
-                       const float *q, float *att, float *out, int32_t g0, int32_t g1, float *run) {
+/* One work item: KV heads [k0, k1) of one token and query heads [g0, g1) of each of
+ * their groups. q and out are the token's rows; att holds the scores of query head g of
+ * KV head k at ((k - k0) * group + g) * max_ctx. */
+typedef struct {
+    const hr_kv_seq *seq;
+    int32_t n_pos, k0, k1, g0, g1;
+    const float *q;
+    float *out, *att;
+    float *run; /* RUN_ROWS rows widened to f32 */
+} attention_item;
+
+/* The item's query heads of KV head kv over rows [p, p + n) of one block's run: scores
+ * into att (or, with v, the weighted sum into out). With several f16 heads the rows are
+ * widened to f32 once for all of them (exact, so results do not change). */
+static void attend_run(const attention_job *job, const attention_item *it, int32_t kv, int32_t p, int32_t n, bool v) {
     const hr_hparams *hp = &job->m->hp;
-    int32_t head_dim = hp->head_dim;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     uint32_t type = hr_kv_pool_config(job->kv)->type;
-    const uint8_t *rows = hr_kv_head(job->kv, seq, job->layer, p, v, kv_head);
+    const uint8_t *rows = hr_kv_head(job->kv, it->seq, job->layer, p, v, kv);
     size_t stride = hr_kv_head_bytes(job->kv);
-    if (g1 - g0 > 1 && type == HR_TYPE_F16) {
-        hr_kv_widen(type, rows, run, (int64_t)n * head_dim);
-        rows = (const uint8_t *)run;
+    if (it->g1 - it->g0 > 1 && type == HR_TYPE_F16) {
+        hr_kv_widen(type, rows, it->run, (int64_t)n * head_dim);
+        rows = (const uint8_t *)it->run;
         stride = (size_t)head_dim * sizeof(float);
         type = HR_TYPE_F32;
     }
-    for (int32_t g = g0; g < g1; g++) {
-        float *att_g = att + (size_t)(g - g0) * job->ws->max_ctx;
+    for (int32_t g = it->g0; g < it->g1; g++) {
+        size_t head = (size_t)kv * group + g; /* the query head: its q and out rows */
+        float *att_g = it->att + ((size_t)(kv - it->k0) * group + g) * job->ws->max_ctx;
         if (v)
-            hr_kv_mix(type, att_g + p, rows, stride, n, out + (size_t)g * head_dim, head_dim);
+            hr_kv_mix(type, att_g + p, rows, stride, n, it->out + head * head_dim, head_dim);
         else
-            hr_kv_scores(type, rows, stride, n, q + (size_t)g * head_dim, head_dim, att_g + p);
+            hr_kv_scores(type, rows, stride, n, it->q + head * head_dim, head_dim, att_g + p);
     }
 }
 
-/* attend_run over positions [0, n_pos) in runs of up to RUN_ROWS within each block. The
- * scoring pass (!v) also fetches what comes next: blocks lie anywhere in the pool, beyond
- * the hardware prefetcher's reach, so it asks for the next block's keys and this block's
- * values while scoring. */
-static void attend_blocks(const attention_job *job, const hr_kv_seq *seq, int32_t n_pos, int32_t kv_head, bool v,
-                          const float *q, float *att, float *out, int32_t g0, int32_t g1, float *run) {
+/* attend_run over positions [0, n_pos) block by block, every KV head of the item within
+ * a block before the next block: a block holds one layer's keys of all heads as one
+ * contiguous run (and its values as the next), so the walk reads memory in long runs.
+ * The scoring pass (!v) also fetches what comes next: blocks lie anywhere in the pool,
+ * beyond the hardware prefetcher's reach, so it asks for the next block's keys and this
+ * block's values while scoring. */
+static void attend_blocks(const attention_job *job, const attention_item *it, bool v) {
     int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
-    size_t head_bytes = hr_kv_head_bytes(job->kv);
-    for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
-        int32_t rows = n_pos - p0 < bt ? n_pos - p0 : bt;
+    size_t span_bytes = hr_kv_head_bytes(job->kv) * (size_t)bt * (size_t)(it->k1 - it->k0);
+    for (int32_t p0 = 0; p0 < it->n_pos; p0 += bt) {
+        int32_t rows = it->n_pos - p0 < bt ? it->n_pos - p0 : bt;
         if (!v) {
-            if (p0 + bt < n_pos)
-                prefetch(hr_kv_head(job->kv, seq, job->layer, p0 + bt, false, kv_head), head_bytes * (size_t)bt);
-            prefetch(hr_kv_head(job->kv, seq, job->layer, p0, true, kv_head), (size_t)rows * head_bytes);
+            if (p0 + bt < it->n_pos) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, false, it->k0), span_bytes);
+            prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0, true, it->k0), span_bytes);
         }
-        for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
-            attend_run(job, seq, kv_head, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v, q, att, out, g0,
-                       g1, run);
+        for (int32_t kv = it->k0; kv < it->k1; kv++)
+            for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
+                attend_run(job, it, kv, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v);
     }
 }
 
-/* Work items are (token, KV head, share of its query heads), claimed from a shared
- * counter (contexts differ in length, and a thread the OS delays takes fewer items):
- * the scores over every earlier position, softmax, and the weighted sum of values into
- * xb. A block's positions are consecutive rows, so kernel calls cover up to RUN_ROWS. */
+/* Work items (see attention_item) are claimed from a shared counter (contexts differ in
+ * length, and a thread the OS delays takes fewer items): the scores over every earlier
+ * position, softmax, and the weighted sum of values into xb. */
 static void attention_rows(void *ctx, int thread, int n_threads) {
     attention_job *job = ctx;
     (void)n_threads;
     const hr_hparams *hp = &job->m->hp;
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, spans = hp->n_head_kv / job->kv_span;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
-    float *att = ws->att + (size_t)thread * group * ws->max_ctx;
-    float *run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim;
-    int32_t items = b->n_tokens * hp->n_head_kv * job->parts;
+    attention_item it = {.att = ws->att + (size_t)thread * hp->n_head * ws->max_ctx,
+                         .run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim};
+    int32_t items = b->n_tokens * spans * job->parts;
     for (int32_t item; (item = atomic_fetch_add_explicit(&job->next_item, 1, memory_order_relaxed)) < items;) {
-        int32_t part = item % job->parts, kv_head = item / job->parts % hp->n_head_kv;
-        int32_t t = item / job->parts / hp->n_head_kv;
-        int32_t g0 = part * group / job->parts, g1 = (part + 1) * group / job->parts;
-        const hr_kv_seq *seq = b->seqs[t];
-        int32_t n_pos = b->pos[t] + 1;
-        /* The group's query heads are consecutive, as are their outputs. */
-        size_t first = (size_t)t * hp->n_head * head_dim + (size_t)kv_head * group * head_dim;
-        const float *q = ws->q + first;
-        float *out = ws->xb + first;
-        attend_blocks(job, seq, n_pos, kv_head, false, q, att, NULL, g0, g1, run);
-        for (int32_t g = g0; g < g1; g++) {
-            hr_softmax(att + (size_t)(g - g0) * ws->max_ctx, n_pos, score_div);
-            memset(out + (size_t)g * head_dim, 0, (size_t)head_dim * sizeof(float));
-        }
-        attend_blocks(job, seq, n_pos, kv_head, true, q, att, out, g0, g1, run);
+        int32_t part = item % job->parts, span = item / job->parts % spans, t = item / job->parts / spans;
+        it.seq = b->seqs[t];
+        it.n_pos = b->pos[t] + 1;
+        it.k0 = span * job->kv_span, it.k1 = it.k0 + job->kv_span;
+        it.g0 = part * group / job->parts, it.g1 = (part + 1) * group / job->parts;
+        it.q = ws->q + (size_t)t * hp->n_head * head_dim;
+        it.out = ws->xb + (size_t)t * hp->n_head * head_dim;
+        attend_blocks(job, &it, false);
+        for (int32_t kv = it.k0; kv < it.k1; kv++)
+            for (int32_t g = it.g0; g < it.g1; g++) {
+                hr_softmax(it.att + ((size_t)(kv - it.k0) * group + g) * ws->max_ctx, it.n_pos, score_div);
+                memset(it.out + ((size_t)kv * group + g) * head_dim, 0, (size_t)head_dim * sizeof(float));
+            }
+        attend_blocks(job, &it, true);
     }
 }
 
@@ -302,10 +314,13 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     }
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
-    /* Whole query groups share their KV reads; when that leaves fewer than two items per
-     * thread (one token of a model with few KV heads), groups are split among threads. */
+    /* An item takes all KV heads of a token when there are tokens enough to share out;
+     * otherwise one KV head, whose whole query group shares its KV reads, and when that
+     * still leaves fewer than two items per thread (one token of a model with few KV
+     * heads), groups are split among threads. */
     int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1;
-    while (attention_parts < group && (int64_t)n * hp->n_head_kv * attention_parts < 2 * (int64_t)ws->n_threads)
+    int32_t kv_span = n >= ATTENTION_TOKENS_PER_THREAD * ws->n_threads ? hp->n_head_kv : 1;
+    while (attention_parts < group && (int64_t)n * (hp->n_head_kv / kv_span) * attention_parts < 2 * (int64_t)ws->n_threads)
         attention_parts++;
 
     token_job tj = {.m = m, .ws = ws, .kv = kv, .b = b};
@@ -322,7 +337,8 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
          * one prompt chunk see each other. */
         tj.kind = TOKEN_ROPE_STORE;
         run_tokens(pool, &tj);
-        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .parts = attention_parts};
+        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .kv_span = kv_span,
+                             .parts = attention_parts};
         atomic_init(&job.next_item, 0);
         hr_pool_run(pool, attention_rows, &job);
         hr_matmul(pool, &ly->wo, ws->xb, n, ws->xb2);
