@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "formats/ggml_type.h"
 #include "kernels/quant.h"
@@ -45,6 +47,21 @@ uint64_t hr_kv_pool_bytes(const hr_kv_config *cfg) {
     return per_token * (uint64_t)cfg->block_tokens * (uint64_t)cfg->n_blocks;
 }
 
+/* The pool's token memory, owned by the pool (free()). Attention walks it in runs
+ * scattered over the whole pool, so it asks for transparent huge pages (where the
+ * kernel offers them) to spare TLB misses, and writes every page now: the memory is
+ * really there from start-up (no page faults in the decode loop when a block is first
+ * used, no out-of-memory kill in the middle of a request). */
+static uint8_t *pool_memory_new(size_t bytes) {
+    const size_t huge_page = (size_t)2 << 20;
+    size_t rounded = (bytes + huge_page - 1) / huge_page * huge_page;
+    uint8_t *mem = aligned_alloc(huge_page, rounded);
+    if (!mem) return NULL;
+    (void)madvise(mem, rounded, MADV_HUGEPAGE); /* advice only: without it, 4 KiB pages */
+    memset(mem, 0, rounded);
+    return mem;
+}
+
 hr_status hr_kv_pool_new(hr_kv_pool **out, const hr_kv_config *cfg, hr_error *err) {
     *out = NULL;
     if (cfg->type != HR_TYPE_F32 && cfg->type != HR_TYPE_F16 && cfg->type != HR_TYPE_Q8_0)
@@ -64,6 +81,14 @@ hr_status hr_kv_pool_new(hr_kv_pool **out, const hr_kv_config *cfg, hr_error *er
     if (total == 0 || total > (1ull << 46))
         return hr_fail(err, HR_ERR_RANGE, "KV pool of %d blocks x %d tokens is too large", cfg->n_blocks,
                        cfg->block_tokens);
+    /* The pool is written in full at creation (pool_memory_new), so one larger than the
+     * machine would be killed there, or later under memory pressure: refuse it now. */
+    long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
+    uint64_t machine = pages > 0 && page_bytes > 0 ? (uint64_t)pages * (uint64_t)page_bytes : 0;
+    if (machine && total > machine)
+        return hr_fail(err, HR_ERR_NOMEM, "KV pool of %llu MiB (%d blocks x %d tokens) is larger than this machine's memory (%llu MiB)",
+                       (unsigned long long)(total >> 20), cfg->n_blocks, cfg->block_tokens,
+                       (unsigned long long)(machine >> 20));
     hr_kv_pool *p = calloc(1, sizeof *p);
     if (!p) return hr_fail(err, HR_ERR_NOMEM, "out of memory for the KV pool");
     p->cfg = *cfg;
@@ -74,7 +99,7 @@ hr_status hr_kv_pool_new(hr_kv_pool **out, const hr_kv_config *cfg, hr_error *er
     uint32_t buckets = 1;
     while (buckets < n * 2) buckets <<= 1;
     p->bucket_mask = buckets - 1;
-    p->mem = malloc((size_t)total);
+    p->mem = pool_memory_new((size_t)total);
     p->blocks = calloc(n, sizeof *p->blocks);
     p->block_tokens_ids = calloc(n * (size_t)cfg->block_tokens, sizeof *p->block_tokens_ids);
     p->free_stack = malloc(n * sizeof *p->free_stack);

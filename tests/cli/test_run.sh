@@ -66,6 +66,21 @@ test_run_clamps_to_the_window_and_reject_refuses() {
     fi
 }
 
+# The KV pool is written in full at start-up, so one larger than the machine is refused
+# there, with the numbers, instead of being killed later.
+test_run_refuses_a_kv_pool_larger_than_memory() {
+    local name=run_refuses_a_kv_pool_larger_than_memory
+    need_asset $name models/stories260K.gguf || return
+    "$HR" run -m "$ASSETS/models/stories260K.gguf" -p "Once" -n 4 --kv-mem 1T >"$TMP/out.txt" 2>"$TMP/err.txt"
+    local rc=$?
+    if [ $rc -eq 1 ] && [ ! -s "$TMP/out.txt" ] &&
+        grep -Eq "KV pool of 1048575 MiB \([0-9]+ blocks x 16 tokens\) is larger than this machine's memory \([0-9]+ MiB\)" "$TMP/err.txt"; then
+        pass $name
+    else
+        fail $name "rc=$rc" "stderr: $(cat "$TMP/err.txt")"
+    fi
+}
+
 test_run_bad_input_gets_clear_errors() {
     local name=run_bad_input_gets_clear_errors
     local bad=()

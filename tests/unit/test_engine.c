@@ -296,6 +296,21 @@ HR_TEST(engine_prefix_cache_reuses_a_200_token_prefix_with_same_output) {
               "output with the prefix cache (%d tokens) differs from without (%d)", with_cache[1].n, without_cache.n);
 }
 
+HR_TEST(kv_pool_larger_than_the_machine_is_refused) {
+    /* 16 MiB blocks: a million of them is 16 TiB, more than any machine these tests run on. */
+    hr_kv_config c = {.n_layer = 32, .kv_dim = 4096, .head_dim = 128, .block_tokens = 16, .n_blocks = 1 << 20,
+                      .type = HR_TYPE_F32};
+    hr_kv_pool *p = NULL;
+    hr_error err = {0};
+    HR_CHECK(hr_kv_pool_new(&p, &c, &err) == HR_ERR_NOMEM);
+    HR_CHECK(p == NULL);
+    HR_CHECKF(strstr(err.msg, "KV pool of 16777216 MiB (1048576 blocks x 16 tokens) is larger than this machine's memory"),
+              "message: %s", err.msg);
+    c.n_blocks = 4; /* 64 MiB fits */
+    HR_CHECK_OK(hr_kv_pool_new(&p, &c, &err), &err);
+    hr_kv_pool_free(p);
+}
+
 HR_TEST(kv_copy_on_write_when_a_shared_block_is_written) {
     hr_kv_config c = {.n_layer = 2, .kv_dim = 8, .head_dim = 8, .block_tokens = 4, .n_blocks = 6, .type = HR_TYPE_F32};
     hr_kv_pool *p;
