@@ -182,18 +182,20 @@ static void attend_run(const attention_job *job, const attention_item *it, int32
  * a block before the next block: a block holds one layer's keys of all heads as one
  * contiguous run (and its values as the next), so the walk reads memory in long runs.
  * Blocks lie anywhere in the pool, beyond the hardware prefetcher's reach, so each pass
- * asks for its next block's run while working on this one (keys while scoring, values
- * while mixing: asking for both at once crowds the L1 and measured slower). */
+ * asks for a head's run of its next block as it works on that head in this one (keys
+ * while scoring, values while mixing). Asking for more at once (the whole next block,
+ * or both keys and values) stalls on full miss queues and measured slower. */
 static void attend_blocks(const attention_job *job, const attention_item *it, bool v) {
     int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
-    size_t span_bytes = hr_kv_head_bytes(job->kv) * (size_t)bt * (size_t)(it->k1 - it->k0);
+    size_t run_bytes = hr_kv_head_bytes(job->kv) * (size_t)bt;
     for (int32_t p0 = 0; p0 < it->n_pos; p0 += bt) {
         int32_t rows = it->n_pos - p0 < bt ? it->n_pos - p0 : bt;
-        if (p0 == 0) prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), span_bytes);
-        if (p0 + bt < it->n_pos) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, v, it->k0), span_bytes);
-        for (int32_t kv = it->k0; kv < it->k1; kv++)
+        if (p0 == 0) prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), run_bytes * (size_t)(it->k1 - it->k0));
+        for (int32_t kv = it->k0; kv < it->k1; kv++) {
+            if (p0 + bt < it->n_pos) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, v, kv), run_bytes);
             for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
                 attend_run(job, it, kv, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v);
+        }
     }
 }
 
