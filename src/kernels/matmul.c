@@ -258,6 +258,10 @@ void hr_softmax(float *x, int64_t n, float div) {
     if (n > 0) hr_simd_kernels_for(hr_simd_active())->softmax(x, n, div);
 }
 
+void hr_swiglu(float *g, const float *up, int64_t n) {
+    if (n > 0) hr_simd_kernels_for(hr_simd_active())->swiglu(g, up, n);
+}
+
 void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n) {
     if (n <= 0) return;
     if (type == HR_TYPE_F32) memcpy(dst, x, (size_t)n * sizeof(float));

@@ -56,5 +56,8 @@ void hr_kv_widen(uint32_t type, const void *src, float *dst, int64_t n);
 /* x[i] = exp(x[i] / div - max) / sum over the n quotients (the scalar level uses libm's
  * expf; the vector levels a polynomial within a few ulp of it). */
 void hr_softmax(float *x, int64_t n, float div);
+/* g[i] = g[i] * sigmoid(g[i]) * up[i], rounded as g * (1 / (1 + exp(-g))) * up (the
+ * scalar level with libm's expf, the vector levels with softmax's polynomial). */
+void hr_swiglu(float *g, const float *up, int64_t n);
 
 #endif

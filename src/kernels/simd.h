@@ -143,6 +143,8 @@ typedef void (*hr_f16_row_fn)(const float *x, uint16_t *dst, int64_t n);
 typedef void (*hr_f16_widen_fn)(const uint16_t *h, float *dst, int64_t n);
 /* x[i] = exp(x[i] / div - max) / sum, the max and sum over the n (>= 1) quotients. */
 typedef void (*hr_softmax_fn)(float *x, int64_t n, float div);
+/* g[i] = g[i] * sigmoid(g[i]) * up[i] (SwiGLU's gate times the up projection). */
+typedef void (*hr_swiglu_fn)(float *g, const float *up, int64_t n);
 
 typedef struct {
     hr_simd_level level;
@@ -155,6 +157,7 @@ typedef struct {
     hr_f16_row_fn f16_row;
     hr_f16_widen_fn f16_widen;
     hr_softmax_fn softmax;
+    hr_swiglu_fn swiglu;
 } hr_simd_kernels;
 
 /* A level's f32 and f16 KV kernels, from its type-generic scores_floats and mix_floats. */
@@ -239,6 +242,7 @@ typedef struct {
         .f16_row = f16_row,                                                                              \
         .f16_widen = f16_widen,                                                                          \
         .softmax = softmax,                                                                              \
+        .swiglu = swiglu,                                                                                \
     }
 
 /* Calls body(args..., nt) with nt a constant (8, 4, 2 or 1; 8 only in the NT8 form), so

@@ -405,11 +405,12 @@ static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
 
 /* ---- softmax ------------------------------------------------------------------------ */
 
-/* e^x for x <= 0, as exp16 in the AVX-512 set, with 2^k built in the exponent bits:
- * x is held above -87.3 so that k stays a normal exponent (e^-87.3 ~ 1e-38 stands in for
- * smaller results, which no softmax sum can tell apart). */
+/* e^x as exp16 in the AVX-512 set, with 2^k built in the exponent bits: x is held in
+ * [-87.3, 88.3] so that k stays a normal exponent (e^-87.3 ~ 1e-38 stands in for smaller
+ * results, which no softmax sum can tell apart, and e^88.3 ~ 2e38 for larger ones, whose
+ * reciprocals SwiGLU takes). NaN stays NaN (the operand order of max and min keeps it). */
 AI __m256 exp8(__m256 x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
+    x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
     __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
@@ -453,6 +454,17 @@ static void softmax(float *x, int64_t n, float div) {
     for (int64_t i = 0; i < n; i += 8) {
         int live = n - i >= 8 ? 8 : (int)(n - i);
         store_f32(x + i, _mm256_div_ps(load_f32(x, i, live), sum), live);
+    }
+}
+
+/* Rounded as the scalar expression g * (1 / (1 + e^-g)) * up, with exp8 for expf. */
+static void swiglu(float *g, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 8) {
+        int live = n - i >= 8 ? 8 : (int)(n - i);
+        __m256 x = load_f32(g, i, live);
+        __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        store_f32(g + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), load_f32(up, i, live)), live);
     }
 }
 

@@ -526,9 +526,9 @@ static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
 
 /* ---- softmax ------------------------------------------------------------------------ */
 
-/* e^x for x <= 0 (softmax's shifted scores): x = k ln2 + r with |r| <= ln2 / 2, e^r from
- * the degree-6 minimax polynomial of the Cephes library, then vscalefps multiplies by
- * 2^k (underflowing gradually to zero). NaN stays NaN. */
+/* e^x: x = k ln2 + r with |r| <= ln2 / 2, e^r from the degree-6 minimax polynomial of
+ * the Cephes library, then vscalefps multiplies by 2^k (underflowing gradually to zero
+ * below, overflowing to infinity above about 88.7). NaN stays NaN. */
 AI __m512 exp16(__m512 x) {
     x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* e^-104 is below the smallest subnormal */
     __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -565,6 +565,17 @@ static void softmax(float *x, int64_t n, float div) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = live_mask(i, n);
         _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), sum));
+    }
+}
+
+/* Rounded as the scalar expression g * (1 / (1 + e^-g)) * up, with exp16 for expf. */
+static void swiglu(float *g, const float *up, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(_mm512_mul_ps(x, sig), _mm512_maskz_loadu_ps(m, up + i)));
     }
 }
 

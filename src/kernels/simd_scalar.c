@@ -244,4 +244,9 @@ static void softmax(float *x, int64_t n, float div) {
     for (int64_t i = 0; i < n; i++) x[i] /= sum;
 }
 
+/* With libm's expf, as the reference implementations compute it. */
+static void swiglu(float *g, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * up[i];
+}
+
 HR_SIMD_KERNEL_TABLE(hr_simd_scalar_kernels, HR_SIMD_SCALAR, MAX_TOKENS);

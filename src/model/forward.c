@@ -85,9 +85,22 @@ void hr_forward_ws_free(hr_forward_ws *ws) {
     free(ws);
 }
 
+/* The sum of squares in 16 interleaved partial sums (x[i] into lane i % 16) added in a
+ * fixed tree: one running sum would be a chain of n dependent adds, where these lanes
+ * are independent and vectorize (the same operations in the same order either way). */
+static float sum_squares(const float *x, int32_t n) {
+    float lane[16] = {0};
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lane[j] += x[i + j] * x[i + j];
+    for (; i < n; i++) lane[i % 16] += x[i] * x[i];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) lane[j] += lane[j + w];
+    return lane[0];
+}
+
 static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
-    float ss = 0.0f;
-    for (int32_t i = 0; i < n; i++) ss += x[i] * x[i];
+    float ss = sum_squares(x, n);
     ss /= (float)n;
     ss += eps;
     ss = 1.0f / sqrtf(ss);
@@ -279,8 +292,7 @@ static void token_step(const token_job *j, int32_t t) {
         break;
     }
     case TOKEN_SWIGLU: {
-        float *g = ws->hb + (size_t)t * hp->n_ff, *up = ws->hb2 + (size_t)t * hp->n_ff;
-        for (int32_t i = 0; i < hp->n_ff; i++) g[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * up[i];
+        hr_swiglu(ws->hb + (size_t)t * hp->n_ff, ws->hb2 + (size_t)t * hp->n_ff, hp->n_ff);
         break;
     }
     }

@@ -599,6 +599,37 @@ HR_TEST(kernels_softmax_every_level_matches_libm) {
         }
 }
 
+/* Every level's SwiGLU against the scalar expression with libm's expf: gates over
+ * [-120, 120] (past where e^-g overflows or vanishes), exact zeros and NaN, lengths with
+ * tails, and nothing written past n. (AVX2 stands e^88.3 in for larger exponentials, so
+ * gates below -88.3 give products of about 1e-36 where libm's overflow gives 0.) */
+HR_TEST(kernels_swiglu_every_level_matches_libm) {
+    enum { N = 203 };
+    hr_simd_level levels[3], saved = hr_simd_active();
+    int nl = levels_available(levels);
+    static const float edge[] = {0.0f, -0.0f, 88.0f, 89.0f, -88.0f, -89.0f, -104.0f, 104.0f, 1e-20f, -1e-20f, NAN};
+    float g[N], up[N], want[N], got[N + 1];
+    for (int i = 0; i < N; i++) {
+        g[i] = i < (int)(sizeof edge / sizeof edge[0]) ? edge[i] : rng_f() * (i % 3 ? 8.0f : 120.0f);
+        up[i] = rng_f() * 4.0f;
+        want[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * up[i];
+    }
+    for (int li = 0; li < nl; li++) {
+        hr_simd_set(levels[li]);
+        for (int64_t n = 1; n <= N; n += 101) {
+            memcpy(got, g, sizeof g);
+            got[n] = 12345.0f;
+            hr_swiglu(got, up, n);
+            HR_CHECKF(got[n] == 12345.0f, "%s swiglu n=%lld wrote past the end", hr_simd_name(levels[li]), (long long)n);
+            for (int64_t i = 0; i < n; i++)
+                HR_CHECKF(isnan(want[i]) ? isnan(got[i]) : fabsf(got[i] - want[i]) <= 1e-6f * fabsf(want[i]) + 1e-30f,
+                          "%s swiglu g=%.9g up=%.9g: %.9g want %.9g", hr_simd_name(levels[li]), g[i], up[i], got[i],
+                          want[i]);
+        }
+    }
+    hr_simd_set(saved);
+}
+
 /* f16 KV rows at every level round exactly as hr_f32_to_fp16: random values, ties,
  * overflow to inf, subnormals, signed zeros, infinities; and never write past n. */
 HR_TEST(kernels_kv_store_f16_every_level_rounds_as_scalar) {
