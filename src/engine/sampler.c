@@ -50,12 +50,28 @@ void hr_sampler_free(hr_sampler *s) {
     free(s);
 }
 
+/* The first index of the largest value (NaN never wins a comparison; a NaN first value
+ * wins by default). Two passes over data in cache: the largest value in 16 independent
+ * lanes, then the first block of 16 that holds it. One pass carrying (value, index) is a
+ * chain of dependent compares, about 20 us for a 32000-token vocabulary, which every
+ * sequence pays every step while the other threads wait. */
 int32_t hr_argmax(const float *logits, int32_t n) {
-    int32_t best = 0;
-    float best_logit = logits[0];
-    for (int32_t i = 1; i < n; i++)
-        if (logits[i] > best_logit) best_logit = logits[best = i];
-    return best;
+    if (n <= 1 || isnan(logits[0])) return 0;
+    float lane[16];
+    for (int j = 0; j < 16; j++) lane[j] = logits[0];
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lane[j] = logits[i + j] > lane[j] ? logits[i + j] : lane[j];
+    for (; i < n; i++) lane[0] = logits[i] > lane[0] ? logits[i] : lane[0];
+    float best = lane[0];
+    for (int j = 1; j < 16; j++) best = lane[j] > best ? lane[j] : best;
+    for (i = 0; i + 16 <= n; i += 16) {
+        int hit = 0;
+        for (int j = 0; j < 16; j++) hit |= logits[i + j] == best;
+        if (hit) break;
+    }
+    while (logits[i] != best) i++;
+    return i;
 }
 
 /* Sorts ids by descending probability (ties: lower id first) — a heap sort on the

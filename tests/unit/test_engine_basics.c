@@ -20,6 +20,32 @@ HR_TEST(sampler_greedy_takes_lowest_id_on_ties) {
     HR_CHECK_EQ_INT(pick, 1);
 }
 
+/* The blocked argmax against one plain scan, over lengths around its 16-wide blocks, the
+ * maximum (tied or not) in every position, NaNs anywhere (never chosen, unless first),
+ * and infinities. */
+HR_TEST(sampler_argmax_matches_a_plain_scan) {
+    enum { N = 70 };
+    float x[N];
+    int checked = 0;
+    for (int n = 1; n <= N; n += (n < 20 ? 1 : 7))
+        for (int at = 0; at < n; at++)
+            for (int variant = 0; variant < 5; variant++) {
+                for (int i = 0; i < n; i++) x[i] = (float)((i * 37 + 11) % 23) - 11.0f;
+                x[at] = variant == 4 ? INFINITY : 50.0f;
+                if (variant == 1) x[(at * 5 + 3) % n] = 50.0f;       /* a tie somewhere */
+                if (variant == 2) x[(at + 1) % n] = NAN;             /* a NaN next to it */
+                if (variant == 3) x[0] = NAN;                        /* a NaN first wins by default */
+                if (variant == 4 && n > 1) x[(at + 2) % n] = -INFINITY;
+                int32_t want = 0;
+                for (int32_t i = 1; i < n; i++)
+                    if (x[i] > x[want]) want = i;
+                int32_t got = hr_argmax(x, n);
+                HR_CHECKF(got == want, "n=%d at=%d variant %d: argmax %d, a plain scan %d", n, at, variant, got, want);
+                checked++;
+            }
+    HR_CHECK(checked > 1000);
+}
+
 /* Draws many samples from logits and returns how often each id came up. */
 static void histogram(hr_sampling p, const float *logits, int n, int draws, int *counts) {
     hr_sampler *s;
