@@ -266,6 +266,7 @@ void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n) {
     if (n <= 0) return;
     if (type == HR_TYPE_F32) memcpy(dst, x, (size_t)n * sizeof(float));
     else if (type == HR_TYPE_F16) hr_simd_kernels_for(hr_simd_active())->f16_row(x, dst, n);
+    else if (type == HR_TYPE_Q8_0 && hr_quant_row_ok(type, n)) hr_simd_kernels_for(hr_simd_active())->q8_0_row(x, dst, n);
     else hr_quant_quantize_row(type, x, dst, n);
 }
 

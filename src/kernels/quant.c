@@ -125,10 +125,12 @@ static void dequantize_q8_0(const uint8_t *b, float *y) {
     for (int i = 0; i < QK; i++) y[i] = (float)(int8_t)b[2 + i] * d;
 }
 
+float hr_quant_q8_0_scale(float amax, uint8_t *b) { return inverse(store_scale(b, amax / 127.0f)); }
+
 static void quantize_q8_0(const float *x, uint8_t *b) {
     float amax = 0.0f;
     for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(x[i]));
-    float id = inverse(store_scale(b, amax / 127.0f));
+    float id = hr_quant_q8_0_scale(amax, b);
     for (int i = 0; i < QK; i++) b[2 + i] = (uint8_t)round_clamp(x[i] * id, -127, 127);
 }
 

@@ -28,6 +28,11 @@ bool hr_quant_row_ok(uint32_t type, int64_t n);
  * magnitude never dequantize to inf or NaN (huge values are clipped instead). */
 void hr_quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 void hr_quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+/* A q8_0 block's scale from the largest magnitude of its values: stores d = amax / 127
+ * as fp16 at b (clamped to the largest finite half) and returns 1 / d as stored (0 for a
+ * zero scale), the factor quants are rounded against. Vector quantizers use it so that
+ * they write the reference's bytes. */
+float hr_quant_q8_0_scale(float amax, uint8_t *b);
 /* sum_i row[i] * x[i], accumulated in f32 in index order for f32/f16/bf16 (so that
  * results are reproducible against simple reference implementations). */
 float hr_quant_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);

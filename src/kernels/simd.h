@@ -139,6 +139,8 @@ typedef void (*hr_kv_mix_fn)(const float *w, const uint8_t *v, size_t stride, in
 /* dst[i] = x[i] as f16, rounded to nearest even (what hr_f32_to_fp16 gives, NaN
  * payloads aside). */
 typedef void (*hr_f16_row_fn)(const float *x, uint16_t *dst, int64_t n);
+/* A q8_0 KV row of n values (a multiple of 32): the bytes hr_quant_quantize_row writes. */
+typedef void (*hr_q8_0_row_fn)(const float *x, uint8_t *dst, int64_t n);
 /* dst[i] = f16 value h[i] as f32 (exact). */
 typedef void (*hr_f16_widen_fn)(const uint16_t *h, float *dst, int64_t n);
 /* x[i] = exp(x[i] / div - max) / sum, the max and sum over the n (>= 1) quotients. */
@@ -155,6 +157,7 @@ typedef struct {
     hr_kv_scores_fn kv_scores[HR_TYPE_COUNT_];
     hr_kv_mix_fn kv_mix[HR_TYPE_COUNT_];
     hr_f16_row_fn f16_row;
+    hr_q8_0_row_fn q8_0_row;
     hr_f16_widen_fn f16_widen;
     hr_softmax_fn softmax;
     hr_swiglu_fn swiglu;
@@ -226,6 +229,10 @@ typedef struct {
         }                                                                                                 \
     }
 
+/* A level's q8_0_row when it has no faster one: the reference quantizer. */
+#define HR_Q8_0_ROW_REFERENCE                                                                             \
+    static void q8_0_row(const float *x, uint8_t *dst, int64_t n) { hr_quant_quantize_row(HR_TYPE_Q8_0, x, dst, n); }
+
 /* Every level's file defines the same static kernel names; this names them in its table. */
 #define HR_SIMD_KERNEL_TABLE(name, lvl, max_tok)                                                          \
     const hr_simd_kernels name = {                                                                       \
@@ -240,6 +247,7 @@ typedef struct {
                       [HR_TYPE_Q8_0] = kv_scores_q8_0},                                                  \
         .kv_mix = {[HR_TYPE_F32] = kv_mix_f32, [HR_TYPE_F16] = kv_mix_f16, [HR_TYPE_Q8_0] = kv_mix_q8_0},  \
         .f16_row = f16_row,                                                                              \
+        .q8_0_row = q8_0_row,                                                                            \
         .f16_widen = f16_widen,                                                                          \
         .softmax = softmax,                                                                              \
         .swiglu = swiglu,                                                                                \

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/quant.h"
 #include "kernels/simd.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -467,6 +468,8 @@ static void swiglu(float *g, const float *up, int64_t n) {
         store_f32(g + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), load_f32(up, i, live)), live);
     }
 }
+
+HR_Q8_0_ROW_REFERENCE
 
 HR_SIMD_KERNEL_TABLE(hr_simd_avx2_kernels, HR_SIMD_AVX2, MAX_TOKENS);
 #else

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/quant.h"
 #include "kernels/simd.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -514,6 +515,28 @@ static void f16_row(const float *x, uint16_t *dst, int64_t n) {
         __mmask16 m = live_mask(i, n);
         __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         _mm256_mask_storeu_epi16(dst + i, m, h);
+    }
+}
+
+/* Per block of 32: the largest magnitude (NaN ignored, as fmaxf does) and the scale as
+ * the reference stores it, then each quant as round_clamp rounds it: clamped to +-127
+ * (NaN to -127), rounded half away from zero from the truncation and the exact
+ * remainder. */
+static void q8_0_row(const float *x, uint8_t *dst, int64_t n) {
+    const __m512 sign = _mm512_set1_ps(-0.0f), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i + 32 <= n; i += 32, dst += 34) {
+        __m512 v[2] = {_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i + 16)};
+        __m512 amax = _mm512_max_ps(_mm512_andnot_ps(sign, v[0]), _mm512_setzero_ps());
+        amax = _mm512_max_ps(_mm512_andnot_ps(sign, v[1]), amax); /* a NaN lane keeps the second operand */
+        __m512 id = _mm512_set1_ps(hr_quant_q8_0_scale(_mm512_reduce_max_ps(amax), dst));
+        for (int h = 0; h < 2; h++) {
+            __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v[h], id), lo), hi);
+            __m512 t = _mm512_roundscale_ps(q, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __mmask16 up = _mm512_cmp_ps_mask(_mm512_andnot_ps(sign, _mm512_sub_ps(q, t)), half, _CMP_GE_OQ);
+            t = _mm512_mask_add_ps(t, up, t, _mm512_or_ps(_mm512_and_ps(q, sign), one));
+            _mm_storeu_si128((__m128i *)(dst + 2 + 16 * h), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t)));
+        }
     }
 }
 

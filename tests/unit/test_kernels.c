@@ -630,6 +630,39 @@ HR_TEST(kernels_swiglu_every_level_matches_libm) {
     hr_simd_set(saved);
 }
 
+/* q8_0 KV rows at every level are the reference quantizer's bytes: random blocks, blocks
+ * whose quants land exactly on halves (rounded away from zero), zero blocks, NaN and
+ * infinities inside blocks, and magnitudes past the largest fp16 scale. */
+HR_TEST(kernels_kv_store_q8_0_every_level_writes_the_reference_bytes) {
+    enum { BLOCKS = 12, N = 32 * BLOCKS, BYTES = 34 * BLOCKS };
+    hr_simd_level levels[3], saved = hr_simd_active();
+    int nl = levels_available(levels);
+    float x[N];
+    for (int i = 0; i < N; i++) x[i] = rng_f() * 3.0f;
+    /* amax 127 makes the scale exactly 1 and amax 254 exactly 2, so these quants land on halves */
+    for (int i = 0; i < 32; i++) x[32 + i] = i == 31 ? 127.0f : (float)(i - 16) + 0.5f;
+    for (int i = 0; i < 32; i++) x[64 + i] = i == 0 ? -254.0f : (float)(2 * (i - 16) + 1);
+    for (int i = 0; i < 32; i++) x[96 + i] = 0.0f;
+    x[130] = NAN;
+    x[160] = INFINITY;
+    x[200] = -INFINITY;
+    x[231] = 1e30f;
+    x[260] = -3e38f;
+    x[290] = 1e-30f;
+    uint8_t want[BYTES], got[BYTES + 1];
+    hr_quant_quantize_row(HR_TYPE_Q8_0, x, want, N);
+    for (int li = 0; li < nl; li++) {
+        hr_simd_set(levels[li]);
+        memset(got, 0xAB, sizeof got);
+        hr_kv_store(HR_TYPE_Q8_0, x, got, N);
+        HR_CHECKF(got[BYTES] == 0xAB, "%s q8_0 store wrote past the row", hr_simd_name(levels[li]));
+        for (int b = 0; b < BYTES; b++)
+            HR_CHECKF(got[b] == want[b], "%s q8_0 store: block %d byte %d is %d, the reference %d",
+                      hr_simd_name(levels[li]), b / 34, b % 34, got[b], want[b]);
+    }
+    hr_simd_set(saved);
+}
+
 /* f16 KV rows at every level round exactly as hr_f32_to_fp16: random values, ties,
  * overflow to inf, subnormals, signed zeros, infinities; and never write past n. */
 HR_TEST(kernels_kv_store_f16_every_level_rounds_as_scalar) {
