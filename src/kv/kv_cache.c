@@ -54,10 +54,11 @@ uint64_t hr_kv_pool_bytes(const hr_kv_config *cfg) {
  * used, no out-of-memory kill in the middle of a request). */
 static uint8_t *pool_memory_new(size_t bytes) {
     const size_t huge_page = (size_t)2 << 20;
-    size_t rounded = (bytes + huge_page - 1) / huge_page * huge_page;
-    uint8_t *mem = aligned_alloc(huge_page, rounded);
+    size_t align = bytes >= huge_page ? huge_page : 64; /* small pools (tests) stay small */
+    size_t rounded = (bytes + align - 1) / align * align;
+    uint8_t *mem = aligned_alloc(align, rounded);
     if (!mem) return NULL;
-    (void)madvise(mem, rounded, MADV_HUGEPAGE); /* advice only: without it, 4 KiB pages */
+    if (align == huge_page) (void)madvise(mem, rounded, MADV_HUGEPAGE); /* advice only: else 4 KiB pages */
     memset(mem, 0, rounded);
     return mem;
 }
