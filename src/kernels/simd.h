@@ -229,10 +229,6 @@ typedef struct {
         }                                                                                                 \
     }
 
-/* A level's q8_0_row when it has no faster one: the reference quantizer. */
-#define HR_Q8_0_ROW_REFERENCE                                                                             \
-    static void q8_0_row(const float *x, uint8_t *dst, int64_t n) { hr_quant_quantize_row(HR_TYPE_Q8_0, x, dst, n); }
-
 /* Every level's file defines the same static kernel names; this names them in its table. */
 #define HR_SIMD_KERNEL_TABLE(name, lvl, max_tok)                                                          \
     const hr_simd_kernels name = {                                                                       \

@@ -29,6 +29,12 @@ AI float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+AI float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
 AI int32_t hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -396,6 +402,35 @@ static void f16_row(const float *x, uint16_t *dst, int64_t n) {
     }
 }
 
+/* As the AVX-512 q8_0_row: per block of 32 the largest magnitude (NaN ignored) and the
+ * scale as the reference stores it, then each quant clamped to +-127 (NaN to -127) and
+ * rounded half away from zero from the truncation and the exact remainder. The packs
+ * interleave 4-byte groups across the two halves of the register; one permute puts them
+ * back in element order. */
+static void q8_0_row(const float *x, uint8_t *dst, int64_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t i = 0; i + 32 <= n; i += 32, dst += 34) {
+        __m256 v[4], amax = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + i + 8 * k);
+            amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax); /* a NaN lane keeps the second operand */
+        }
+        __m256 id = _mm256_set1_ps(hr_quant_q8_0_scale(hmax_ps(amax), dst));
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 c = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], id), lo), hi);
+            __m256 t = _mm256_round_ps(c, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(c, t)), half, _CMP_GE_OQ);
+            t = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_and_ps(c, sign), one)));
+            q[k] = _mm256_cvttps_epi32(t);
+        }
+        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(dst + 2), _mm256_permutevar8x32_epi32(bytes, order));
+    }
+}
+
 static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i += 8) {
         int live = n - i >= 8 ? 8 : (int)(n - i);
@@ -441,10 +476,7 @@ static void softmax(float *x, int64_t n, float div) {
         store_f32(x + i, v, live);
         vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(minus_inf, v, first_lanes(live)));
     }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    __m256 max = _mm256_set1_ps(_mm_cvtss_f32(m4)), vsum = _mm256_setzero_ps();
+    __m256 max = _mm256_set1_ps(hmax_ps(vmax)), vsum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += 8) {
         int live = n - i >= 8 ? 8 : (int)(n - i);
         __m256 e = exp8(_mm256_sub_ps(load_f32(x, i, live), max));
@@ -468,8 +500,6 @@ static void swiglu(float *g, const float *up, int64_t n) {
         store_f32(g + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), load_f32(up, i, live)), live);
     }
 }
-
-HR_Q8_0_ROW_REFERENCE
 
 HR_SIMD_KERNEL_TABLE(hr_simd_avx2_kernels, HR_SIMD_AVX2, MAX_TOKENS);
 #else

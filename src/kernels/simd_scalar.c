@@ -249,6 +249,6 @@ static void swiglu(float *g, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * up[i];
 }
 
-HR_Q8_0_ROW_REFERENCE
+static void q8_0_row(const float *x, uint8_t *dst, int64_t n) { hr_quant_quantize_row(HR_TYPE_Q8_0, x, dst, n); }
 
 HR_SIMD_KERNEL_TABLE(hr_simd_scalar_kernels, HR_SIMD_SCALAR, MAX_TOKENS);
