@@ -12,13 +12,16 @@
 /* KV rows widened at a time when several query heads share them. */
 enum { RUN_ROWS = 16 };
 /* Attention items take all KV heads of a token from this many tokens per thread on
- * (fewer would leave threads idle at the end of the pass). */
-enum { ATTENTION_TOKENS_PER_THREAD = 4 };
+ * (fewer would leave threads idle at the end of the pass), as many as fit a thread's
+ * score scratch of ATTENTION_SCRATCH_FLOATS (so long contexts on many threads do not
+ * multiply memory by the head count). */
+enum { ATTENTION_TOKENS_PER_THREAD = 4, ATTENTION_SCRATCH_FLOATS = 2 << 20 };
 
 struct hr_forward_ws {
     int32_t max_tokens, max_ctx, n_threads;
+    int32_t kv_span_max;  /* KV heads whose scores fit one thread's att scratch */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_tokens][width] each */
-    float *att;           /* [n_threads][n_head][max_ctx] attention scores of a work item's heads */
+    float *att;           /* [n_threads][kv_span_max * group][max_ctx] attention scores of a work item's heads */
     float *kv_run;        /* [n_threads][RUN_ROWS][head_dim] KV rows widened to f32 for a query group */
     float *rope_inv_freq; /* n_rot / 2 */
     float *rope_cos_sin;  /* [max_tokens][n_rot / 2][2]: each batch token's rotation, shared by layers and heads */
@@ -46,7 +49,11 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->v = malloc(T * kv_dim * sizeof(float));
     ws->hb = malloc(T * (size_t)hp->n_ff * sizeof(float));
     ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
-    ws->att = malloc((size_t)ws->n_threads * (size_t)hp->n_head * (size_t)max_ctx * sizeof(float));
+    size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    ws->kv_span_max = hp->n_head_kv;
+    while (ws->kv_span_max > 1 && (size_t)ws->kv_span_max * group * (size_t)max_ctx > ATTENTION_SCRATCH_FLOATS)
+        ws->kv_span_max--;
+    ws->att = malloc((size_t)ws->n_threads * (size_t)ws->kv_span_max * group * (size_t)max_ctx * sizeof(float));
     ws->kv_run = malloc((size_t)ws->n_threads * RUN_ROWS * (size_t)hp->head_dim * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
     ws->rope_cos_sin = malloc(T * (size_t)hp->n_rot * sizeof(float));
@@ -150,7 +157,7 @@ typedef struct {
     const hr_kv_pool *kv;
     const hr_batch *b;
     int32_t layer;
-    int32_t kv_span; /* KV heads per work item: all of them, or 1 when items would be few */
+    int32_t kv_span; /* KV heads per work item (the last may have fewer): 1 when items would be few */
     int32_t parts;   /* work items per (token, KV heads): each takes a share of every group */
     atomic_int next_item;
 } attention_job;
@@ -221,17 +228,18 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     const hr_hparams *hp = &job->m->hp;
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, spans = hp->n_head_kv / job->kv_span;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int32_t spans = (hp->n_head_kv + job->kv_span - 1) / job->kv_span;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
-    attention_item it = {.att = ws->att + (size_t)thread * hp->n_head * ws->max_ctx,
+    attention_item it = {.att = ws->att + (size_t)thread * ws->kv_span_max * group * ws->max_ctx,
                          .run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim};
     int32_t items = b->n_tokens * spans * job->parts;
     for (int32_t item; (item = atomic_fetch_add_explicit(&job->next_item, 1, memory_order_relaxed)) < items;) {
         int32_t part = item % job->parts, span = item / job->parts % spans, t = item / job->parts / spans;
         it.seq = b->seqs[t];
         it.n_pos = b->pos[t] + 1;
-        it.k0 = span * job->kv_span, it.k1 = it.k0 + job->kv_span;
+        it.k0 = span * job->kv_span, it.k1 = it.k0 + job->kv_span < hp->n_head_kv ? it.k0 + job->kv_span : hp->n_head_kv;
         it.g0 = part * group / job->parts, it.g1 = (part + 1) * group / job->parts;
         it.q = ws->q + (size_t)t * hp->n_head * head_dim;
         it.out = ws->xb + (size_t)t * hp->n_head * head_dim;
@@ -326,13 +334,14 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     }
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
-    /* An item takes all KV heads of a token when there are tokens enough to share out;
-     * otherwise one KV head, whose whole query group shares its KV reads, and when that
+    /* An item takes all KV heads of a token (or as many as its scratch holds) when there
+     * are tokens enough to share out; otherwise one KV head, whose whole query group shares its KV reads, and when that
      * still leaves fewer than two items per thread (one token of a model with few KV
      * heads), groups are split among threads. */
     int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1;
-    int32_t kv_span = n >= ATTENTION_TOKENS_PER_THREAD * ws->n_threads ? hp->n_head_kv : 1;
-    while (attention_parts < group && (int64_t)n * (hp->n_head_kv / kv_span) * attention_parts < 2 * (int64_t)ws->n_threads)
+    int32_t kv_span = n >= ATTENTION_TOKENS_PER_THREAD * ws->n_threads ? ws->kv_span_max : 1;
+    int32_t spans = (hp->n_head_kv + kv_span - 1) / kv_span;
+    while (attention_parts < group && (int64_t)n * spans * attention_parts < 2 * (int64_t)ws->n_threads)
         attention_parts++;
 
     token_job tj = {.m = m, .ws = ws, .kv = kv, .b = b};
