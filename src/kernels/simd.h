@@ -229,6 +229,25 @@ typedef struct {
         }                                                                                                 \
     }
 
+/* The vector levels' e^x before the scaling by 2^k, in the intrinsics of prefix S (_mm256,
+ * _mm512) on vectors of type V: k = round(x log2 e) by ROUND, r = x - k ln2 (ln2 in two
+ * parts), and p = e^r = 1 + r + r^2 P(r) with P the degree-5 minimax polynomial of the
+ * Cephes library (within a few ulp of libm's expf for |r| <= ln2 / 2). Each level
+ * multiplies p by 2^k its own way and bounds x for it first. */
+#define HR_EXP_REDUCED(S, V, ROUND, x, k, p)                                                             \
+    do {                                                                                                 \
+        (k) = ROUND(S##_mul_ps((x), S##_set1_ps(1.44269504088896341f)));                                 \
+        V r_ = S##_fnmadd_ps((k), S##_set1_ps(0.693359375f), (x));                                       \
+        r_ = S##_fnmadd_ps((k), S##_set1_ps(-2.12194440e-4f), r_);                                       \
+        V p_ = S##_set1_ps(1.9875691500e-4f);                                                            \
+        p_ = S##_fmadd_ps(p_, r_, S##_set1_ps(1.3981999507e-3f));                                        \
+        p_ = S##_fmadd_ps(p_, r_, S##_set1_ps(8.3334519073e-3f));                                        \
+        p_ = S##_fmadd_ps(p_, r_, S##_set1_ps(4.1665795894e-2f));                                        \
+        p_ = S##_fmadd_ps(p_, r_, S##_set1_ps(1.6666665459e-1f));                                        \
+        p_ = S##_fmadd_ps(p_, r_, S##_set1_ps(5.0000001201e-1f));                                        \
+        (p) = S##_fmadd_ps(p_, S##_mul_ps(r_, r_), S##_add_ps(r_, S##_set1_ps(1.0f)));                    \
+    } while (0)
+
 /* Every level's file defines the same static kernel names; this names them in its table. */
 #define HR_SIMD_KERNEL_TABLE(name, lvl, max_tok)                                                          \
     const hr_simd_kernels name = {                                                                       \

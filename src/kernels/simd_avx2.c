@@ -441,23 +441,16 @@ static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
 
 /* ---- softmax ------------------------------------------------------------------------ */
 
-/* e^x as exp16 in the AVX-512 set, with 2^k built in the exponent bits: x is held in
+AI __m256 round8(__m256 v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+/* e^x: HR_EXP_REDUCED, with 2^k built in the exponent bits: x is held in
  * [-87.3, 88.3] so that k stays a normal exponent (e^-87.3 ~ 1e-38 stands in for smaller
  * results, which no softmax sum can tell apart, and e^88.3 ~ 2e38 for larger ones, whose
  * reciprocals SwiGLU takes). NaN stays NaN (the operand order of max and min keeps it). */
 AI __m256 exp8(__m256 x) {
     x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256 k, p;
+    HR_EXP_REDUCED(_mm256, __m256, round8, x, k, p);
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }

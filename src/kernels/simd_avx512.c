@@ -549,22 +549,14 @@ static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
 
 /* ---- softmax ------------------------------------------------------------------------ */
 
-/* e^x: x = k ln2 + r with |r| <= ln2 / 2, e^r from the degree-6 minimax polynomial of
- * the Cephes library, then vscalefps multiplies by 2^k (underflowing gradually to zero
+AI __m512 round16(__m512 v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+/* e^x: HR_EXP_REDUCED, then vscalefps multiplies by 2^k (underflowing gradually to zero
  * below, overflowing to infinity above about 88.7). NaN stays NaN. */
 AI __m512 exp16(__m512 x) {
     x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* e^-104 is below the smallest subnormal */
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x); /* ln2 in two parts */
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 k, p;
+    HR_EXP_REDUCED(_mm512, __m512, round16, x, k, p);
     return _mm512_scalef_ps(p, k);
 }
 
