@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "kernels/simd.h"
+
 enum { PASSES = 5, LANES = 32 };
 
 #define BUFFER_BYTES ((size_t)1 << 30)
@@ -31,17 +33,15 @@ static void touch(void *ctx, int thread, int n_threads) {
 typedef uint64_t words8 __attribute__((vector_size(64)));
 
 /* Four independent vector accumulators keep the loop limited by loads, not by an add
- * chain; reads are requested 4 KiB ahead, as the matmul kernels do; target_clones picks 512-, 256- or 128-bit loads for the CPU at load time (the
- * probe measures memory, whatever HEADROOM_SIMD says). */
+ * chain; reads are requested ahead as the matmul kernels do (hr_prefetch_ahead);
+ * target_clones picks 512-, 256- or 128-bit loads for the CPU at load time (the probe
+ * measures memory, whatever HEADROOM_SIMD says). */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static uint64_t sum_words(const uint64_t *w,
                                                                                        size_t n) {
     words8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, v0, v1, v2, v3;
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        __builtin_prefetch(w + i + 512);
-        __builtin_prefetch(w + i + 520);
-        __builtin_prefetch(w + i + 528);
-        __builtin_prefetch(w + i + 536);
+        hr_prefetch_ahead((const uint8_t *)(w + i), 32 * sizeof *w);
         memcpy(&v0, w + i, sizeof v0);
         memcpy(&v1, w + i + 8, sizeof v1);
         memcpy(&v2, w + i + 16, sizeof v2);

@@ -98,6 +98,13 @@ static void matmul_rows(void *ctx, int thread, int n_threads) {
     }
 }
 
+/* Every part through hr_quant_dot_ref on the f32 activations (parts of one pass read the
+ * same activations, so one part without a fast kernel, or too little scratch for the
+ * quantized ones, sends all of them). */
+static void use_reference(matmul_job *j) {
+    for (int i = 0; i < j->n_parts; i++) j->parts[i].rowdot = NULL;
+}
+
 /* Splits every part into chunks and runs them all in one pass of the pool. */
 static void run_matmul(hr_pool *pool, matmul_job *j) {
     int64_t threads = hr_pool_threads(pool), total_rows = 0;
@@ -176,8 +183,7 @@ void hr_matmul_multi(hr_pool *pool, const hr_tensor *const *w, float *const *y, 
         all_fast = all_fast && p->rowdot;
     }
     if (job.n_parts == 0) return;
-    if (!all_fast)
-        for (int i = 0; i < job.n_parts; i++) job.parts[i].rowdot = NULL;
+    if (!all_fast) use_reference(&job);
     if (kind == HR_ACT_F32 || !all_fast) {
         run_matmul(pool, &job);
         return;
@@ -190,7 +196,7 @@ void hr_matmul_multi(hr_pool *pool, const hr_tensor *const *w, float *const *y, 
         bytes = sizeof stack;
     }
     if (bytes < stride) {
-        for (int i = 0; i < job.n_parts; i++) job.parts[i].rowdot = NULL;
+        use_reference(&job);
         run_matmul(pool, &job);
         return;
     }
@@ -264,9 +270,10 @@ void hr_swiglu(float *g, const float *up, int64_t n) {
 
 void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n) {
     if (n <= 0) return;
+    const hr_simd_kernels *ks = hr_simd_kernels_for(hr_simd_active());
     if (type == HR_TYPE_F32) memcpy(dst, x, (size_t)n * sizeof(float));
-    else if (type == HR_TYPE_F16) hr_simd_kernels_for(hr_simd_active())->f16_row(x, dst, n);
-    else if (type == HR_TYPE_Q8_0 && hr_quant_row_ok(type, n)) hr_simd_kernels_for(hr_simd_active())->q8_0_row(x, dst, n);
+    else if (type == HR_TYPE_F16) ks->f16_row(x, dst, n);
+    else if (type == HR_TYPE_Q8_0 && hr_quant_row_ok(type, n)) ks->q8_0_row(x, dst, n);
     else hr_quant_quantize_row(type, x, dst, n);
 }
 

@@ -61,6 +61,14 @@ AI __m256 load_floats_tail(uint32_t type, const uint8_t *p, int64_t i, int live)
     return load_floats(type, tmp, 0);
 }
 
+/* How many of the 8 elements from i lie before n. */
+AI int live8(int64_t i, int64_t n) { return n - i >= 8 ? 8 : (int)(n - i); }
+
+/* The live (<= 8) values from element i: a whole vector, or the zero-padded tail. */
+AI __m256 load_live(uint32_t type, const uint8_t *p, int64_t i, int live) {
+    return live >= 8 ? load_floats(type, p, i) : load_floats_tail(type, p, i, live);
+}
+
 /* R rows x nt tokens (R <= 2 with 16 vector registers): every activation load feeds R
  * FMAs. Rows past nr repeat row nr - 1 and their results are dropped. */
 AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
@@ -74,17 +82,17 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
         for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n; i += 8) {
-        int live = n - i >= 8 ? 8 : (int)(n - i);
+        int live = live8(i, n);
         __m256 wv[2];
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
             hr_prefetch_ahead(w[r] + elem_bytes(type) * i, 1);
-            wv[r] = live == 8 ? load_floats(type, w[r], i) : load_floats_tail(type, w[r], i, live);
+            wv[r] = load_live(type, w[r], i, live);
         }
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const uint8_t *x = act + t * stride;
-            __m256 xv = live == 8 ? load_floats(HR_TYPE_F32, x, i) : load_floats_tail(HR_TYPE_F32, x, i, live);
+            __m256 xv = load_live(HR_TYPE_F32, x, i, live);
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
         }
@@ -308,9 +316,7 @@ AI __m256 q8_0_levels(const uint8_t *b, int j) {
 }
 
 /* f32 values from element i of p (live < 8: the tail, zero-padded). */
-AI __m256 load_f32(const float *p, int64_t i, int live) {
-    return live >= 8 ? _mm256_loadu_ps(p + i) : load_floats_tail(HR_TYPE_F32, (const uint8_t *)p, i, live);
-}
+AI __m256 load_f32(const float *p, int64_t i, int live) { return load_live(HR_TYPE_F32, (const uint8_t *)p, i, live); }
 
 static void kv_scores_q8_0(const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n, float *scores) {
     for (int r = 0; r < n_rows; r++) {
@@ -364,10 +370,7 @@ AI void mix_floats(uint32_t type, const float *w, const uint8_t *v, size_t strid
         for (int j = 0; j < n_rows; j++) {
             const uint8_t *row = v + (size_t)j * stride;
             for (int c = 0; c < 4; c++)
-                if (live[c])
-                    acc[c] = mix8(acc[c], w[j],
-                                  live[c] == 8 ? load_floats(type, row, i + 8 * c)
-                                               : load_floats_tail(type, row, i + 8 * c, live[c]));
+                if (live[c]) acc[c] = mix8(acc[c], w[j], load_live(type, row, i + 8 * c, live[c]));
         }
         mix_store(out, i, live, acc);
     }
@@ -433,9 +436,9 @@ static void q8_0_row(const float *x, uint8_t *dst, int64_t n) {
 
 static void f16_widen(const uint16_t *h, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i += 8) {
-        int live = n - i >= 8 ? 8 : (int)(n - i);
+        int live = live8(i, n);
         const uint8_t *p = (const uint8_t *)h;
-        store_f32(dst + i, live == 8 ? load_floats(HR_TYPE_F16, p, i) : load_floats_tail(HR_TYPE_F16, p, i, live), live);
+        store_f32(dst + i, load_live(HR_TYPE_F16, p, i, live), live);
     }
 }
 
@@ -464,21 +467,21 @@ static void softmax(float *x, int64_t n, float div) {
     const __m256 d = _mm256_set1_ps(div), minus_inf = _mm256_set1_ps(-INFINITY);
     __m256 vmax = minus_inf;
     for (int64_t i = 0; i < n; i += 8) {
-        int live = n - i >= 8 ? 8 : (int)(n - i);
+        int live = live8(i, n);
         __m256 v = _mm256_div_ps(load_f32(x, i, live), d);
         store_f32(x + i, v, live);
         vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(minus_inf, v, first_lanes(live)));
     }
     __m256 max = _mm256_set1_ps(hmax_ps(vmax)), vsum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += 8) {
-        int live = n - i >= 8 ? 8 : (int)(n - i);
+        int live = live8(i, n);
         __m256 e = exp8(_mm256_sub_ps(load_f32(x, i, live), max));
         store_f32(x + i, e, live);
         vsum = _mm256_add_ps(vsum, _mm256_and_ps(e, first_lanes(live)));
     }
     __m256 sum = _mm256_set1_ps(hsum_ps(vsum));
     for (int64_t i = 0; i < n; i += 8) {
-        int live = n - i >= 8 ? 8 : (int)(n - i);
+        int live = live8(i, n);
         store_f32(x + i, _mm256_div_ps(load_f32(x, i, live), sum), live);
     }
 }
@@ -487,7 +490,7 @@ static void softmax(float *x, int64_t n, float div) {
 static void swiglu(float *g, const float *up, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t i = 0; i < n; i += 8) {
-        int live = n - i >= 8 ? 8 : (int)(n - i);
+        int live = live8(i, n);
         __m256 x = load_f32(g, i, live);
         __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
         store_f32(g + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), load_f32(up, i, live)), live);

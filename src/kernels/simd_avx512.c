@@ -88,6 +88,9 @@ AI void sum_lanes(const __m512 *v, const int count, float *sums) {
 
 /* ---- float weights (f32, f16, bf16) ------------------------------------------------ */
 
+/* The lanes of the 16 elements from i that lie before n. */
+AI __mmask16 live_mask(int64_t i, int64_t n) { return n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1); }
+
 /* 16 values from element i as f32; m selects the live lanes at a row's tail. */
 AI __m512 load_floats(uint32_t type, const uint8_t *p, int64_t i, __mmask16 m) {
     if (type == HR_TYPE_F32) return m == 0xFFFF ? _mm512_loadu_ps(p + 4 * i) : _mm512_maskz_loadu_ps(m, p + 4 * i);
@@ -110,7 +113,7 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
         for (int t = 0; t < nt; t++) acc[r][t] = _mm512_setzero_ps();
     }
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = live_mask(i, n);
         __m512 wv[HR_KERNEL_ROWS];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
@@ -190,7 +193,9 @@ AI a32_shuffles a32_shuffles_for(uint32_t type) {
 
 /* The activations' bytes made unsigned (x + 128) for vpdpbusd, whose first operand is
  * unsigned. */
-AI __m512i a32_unsigned(const uint8_t *p) { return _mm512_xor_si512(_mm512_load_si512(p), _mm512_set1_epi8((char)0x80)); }
+AI __m512i a32_unsigned(const uint8_t *p) {
+    return _mm512_xor_si512(_mm512_load_si512(p), _mm512_set1_epi8((char)0x80));
+}
 
 /* The quad of weight blocks at q as signed levels in quad order: *lo the first 16
  * elements of each block, *hi the last 16 (q4_0's 0..15 moved to -8..7); *dw each block's
@@ -390,8 +395,6 @@ AI float quantize_vectors(const float *x, int count, int8_t *q, int64_t (*at)(in
 HR_ACT_QUANTIZERS(quantize_vectors)
 
 /* ---- KV rows ----------------------------------------------------------------------- */
-
-AI __mmask16 live_mask(int64_t i, int64_t n) { return n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1); }
 
 /* 16 rows at a time, each with its own accumulator. Whole groups of rows whose length
  * is a multiple of 64 (the usual head sizes) hold 64 elements of q in registers and walk

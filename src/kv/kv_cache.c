@@ -87,7 +87,8 @@ hr_status hr_kv_pool_new(hr_kv_pool **out, const hr_kv_config *cfg, hr_error *er
     long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
     uint64_t machine = pages > 0 && page_bytes > 0 ? (uint64_t)pages * (uint64_t)page_bytes : 0;
     if (machine && total > machine)
-        return hr_fail(err, HR_ERR_NOMEM, "KV pool of %llu MiB (%d blocks x %d tokens) is larger than this machine's memory (%llu MiB)",
+        return hr_fail(err, HR_ERR_NOMEM,
+                       "KV pool of %llu MiB (%d blocks x %d tokens) is larger than this machine's memory (%llu MiB)",
                        (unsigned long long)(total >> 20), cfg->n_blocks, cfg->block_tokens,
                        (unsigned long long)(machine >> 20));
     hr_kv_pool *p = calloc(1, sizeof *p);

@@ -49,10 +49,8 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->v = malloc(T * kv_dim * sizeof(float));
     ws->hb = malloc(T * (size_t)hp->n_ff * sizeof(float));
     ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
-    size_t group = (size_t)(hp->n_head / hp->n_head_kv);
-    ws->kv_span_max = hp->n_head_kv;
-    while (ws->kv_span_max > 1 && (size_t)ws->kv_span_max * group * (size_t)max_ctx > ATTENTION_SCRATCH_FLOATS)
-        ws->kv_span_max--;
+    size_t group = (size_t)(hp->n_head / hp->n_head_kv), fit = ATTENTION_SCRATCH_FLOATS / (group * (size_t)max_ctx);
+    ws->kv_span_max = fit < 1 ? 1 : fit < (size_t)hp->n_head_kv ? (int32_t)fit : hp->n_head_kv;
     ws->att = malloc((size_t)ws->n_threads * (size_t)ws->kv_span_max * group * (size_t)max_ctx * sizeof(float));
     ws->kv_run = malloc((size_t)ws->n_threads * RUN_ROWS * (size_t)hp->head_dim * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
@@ -158,6 +156,7 @@ typedef struct {
     const hr_batch *b;
     int32_t layer;
     int32_t kv_span; /* KV heads per work item (the last may have fewer): 1 when items would be few */
+    int32_t spans;   /* spans of KV heads per token: n_head_kv / kv_span, rounded up */
     int32_t parts;   /* work items per (token, KV heads): each takes a share of every group */
     atomic_int next_item;
 } attention_job;
@@ -210,7 +209,8 @@ static void attend_blocks(const attention_job *job, const attention_item *it, bo
     size_t run_bytes = hr_kv_head_bytes(job->kv) * (size_t)bt;
     for (int32_t p0 = 0; p0 < it->n_pos; p0 += bt) {
         int32_t rows = it->n_pos - p0 < bt ? it->n_pos - p0 : bt;
-        if (p0 == 0) prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), run_bytes * (size_t)(it->k1 - it->k0));
+        if (p0 == 0)
+            prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), run_bytes * (size_t)(it->k1 - it->k0));
         for (int32_t kv = it->k0; kv < it->k1; kv++) {
             if (p0 + bt < it->n_pos) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, v, kv), run_bytes);
             for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
@@ -228,8 +228,7 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     const hr_hparams *hp = &job->m->hp;
     const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    int32_t spans = (hp->n_head_kv + job->kv_span - 1) / job->kv_span;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, spans = job->spans;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
     attention_item it = {.att = ws->att + (size_t)thread * ws->kv_span_max * group * ws->max_ctx,
@@ -239,7 +238,8 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
         int32_t part = item % job->parts, span = item / job->parts % spans, t = item / job->parts / spans;
         it.seq = b->seqs[t];
         it.n_pos = b->pos[t] + 1;
-        it.k0 = span * job->kv_span, it.k1 = it.k0 + job->kv_span < hp->n_head_kv ? it.k0 + job->kv_span : hp->n_head_kv;
+        it.k0 = span * job->kv_span;
+        it.k1 = it.k0 + job->kv_span < hp->n_head_kv ? it.k0 + job->kv_span : hp->n_head_kv;
         it.g0 = part * group / job->parts, it.g1 = (part + 1) * group / job->parts;
         it.q = ws->q + (size_t)t * hp->n_head * head_dim;
         it.out = ws->xb + (size_t)t * hp->n_head * head_dim;
@@ -299,10 +299,9 @@ static void token_step(const token_job *j, int32_t t) {
         store_row(j->kv, hp, j->b, t, j->layer, true, ws->v + t * kv_dim);
         break;
     }
-    case TOKEN_SWIGLU: {
+    case TOKEN_SWIGLU:
         hr_swiglu(ws->hb + (size_t)t * hp->n_ff, ws->hb2 + (size_t)t * hp->n_ff, hp->n_ff);
         break;
-    }
     }
 }
 
@@ -335,9 +334,9 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
     /* An item takes all KV heads of a token (or as many as its scratch holds) when there
-     * are tokens enough to share out; otherwise one KV head, whose whole query group shares its KV reads, and when that
-     * still leaves fewer than two items per thread (one token of a model with few KV
-     * heads), groups are split among threads. */
+     * are tokens enough to share out; otherwise one KV head, whose whole query group
+     * shares its KV reads, and when that still leaves fewer than two items per thread (one
+     * token of a model with few KV heads), groups are split among threads. */
     int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1;
     int32_t kv_span = n >= ATTENTION_TOKENS_PER_THREAD * ws->n_threads ? ws->kv_span_max : 1;
     int32_t spans = (hp->n_head_kv + kv_span - 1) / kv_span;
@@ -358,7 +357,7 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
          * one prompt chunk see each other. */
         tj.kind = TOKEN_ROPE_STORE;
         run_tokens(pool, &tj);
-        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .kv_span = kv_span,
+        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .kv_span = kv_span, .spans = spans,
                              .parts = attention_parts};
         atomic_init(&job.next_item, 0);
         hr_pool_run(pool, attention_rows, &job);

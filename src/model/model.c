@@ -158,7 +158,6 @@ static hr_status load_gguf(hr_model *m, hr_error *err) {
     snprintf(hp->arch, sizeof hp->arch, "%.*s", (int)arch.len, arch.ptr);
     const char *a = hp->arch;
     hp->rope_freq_base = 10000.0f;
-    hp->rope_freq_scale = 1.0f;
     hp->rms_eps = 1e-5f;
     if (arch_int(g, a, "context_length", &hp->n_ctx_train, true, err) != HR_OK ||
         arch_int(g, a, "embedding_length", &hp->n_embd, true, err) != HR_OK ||
