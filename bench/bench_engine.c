@@ -87,7 +87,8 @@ int main(int argc, char **argv) {
         hr_engine *e;
         if (hr_engine_new(&e, m, &cfg, &err) != HR_OK) {
             fprintf(stderr, "bench_engine: %s\n", err.msg);
-            break;
+            hr_model_free(m);
+            return 1;
         }
         counter *counts = calloc((size_t)conc, sizeof *counts);
         double *times = malloc((size_t)conc * (size_t)n_new * sizeof *times);
