@@ -197,59 +197,84 @@ static void attend_run(const attention_job *job, const attention_item *it, int32
     }
 }
 
+/* Claims the next work item (see attention_item) from the job's shared counter into it;
+ * false when none is left. Items are claimed one at a time, as the last one finishes:
+ * contexts differ in length, and a thread the OS delays takes fewer items. */
+static bool attention_claim(attention_job *job, attention_item *it) {
+    const hr_hparams *hp = &job->m->hp;
+    const hr_batch *b = job->b;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, spans = job->spans;
+    int32_t item = atomic_fetch_add_explicit(&job->next_item, 1, memory_order_relaxed);
+    if (item >= b->n_tokens * spans * job->parts) return false;
+    int32_t part = item % job->parts, span = item / job->parts % spans, t = item / job->parts / spans;
+    it->seq = b->seqs[t];
+    it->n_pos = b->pos[t] + 1;
+    it->k0 = span * job->kv_span;
+    it->k1 = it->k0 + job->kv_span < hp->n_head_kv ? it->k0 + job->kv_span : hp->n_head_kv;
+    it->g0 = part * group / job->parts, it->g1 = (part + 1) * group / job->parts;
+    it->q = job->ws->q + (size_t)t * hp->n_head * head_dim;
+    it->out = job->ws->xb + (size_t)t * hp->n_head * head_dim;
+    return true;
+}
+
 /* attend_run over positions [0, n_pos) block by block, every KV head of the item within
  * a block before the next block: a block holds one layer's keys of all heads as one
  * contiguous run (and its values as the next), so the walk reads memory in long runs.
  * Blocks lie anywhere in the pool, beyond the hardware prefetcher's reach, so each pass
  * asks for a head's run of its next block as it works on that head in this one (keys
- * while scoring, values while mixing). Asking for more at once (the whole next block,
- * or both keys and values) stalls on full miss queues and measured slower. */
-static void attend_blocks(const attention_job *job, const attention_item *it, bool v) {
+ * while scoring, values while mixing), and in its last block for the first block of
+ * what this thread reads next: the item's values after its keys; after its values, the
+ * keys of the item it claims into next as the last block starts (returning whether there
+ * was one). So a pass starts cold only when warm is false. Asking for more at once (the
+ * whole next block, or both keys and values) stalls on full miss queues and measured
+ * slower. */
+static bool attend_blocks(attention_job *job, const attention_item *it, bool v, bool warm, attention_item *next) {
     int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
     size_t run_bytes = hr_kv_head_bytes(job->kv) * (size_t)bt;
+    const attention_item *then = v ? NULL : it;
+    if (!warm) prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), run_bytes * (size_t)(it->k1 - it->k0));
     for (int32_t p0 = 0; p0 < it->n_pos; p0 += bt) {
         int32_t rows = it->n_pos - p0 < bt ? it->n_pos - p0 : bt;
-        if (p0 == 0)
-            prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), run_bytes * (size_t)(it->k1 - it->k0));
+        bool last = p0 + bt >= it->n_pos;
+        if (v && last) then = attention_claim(job, next) ? next : NULL;
         for (int32_t kv = it->k0; kv < it->k1; kv++) {
-            if (p0 + bt < it->n_pos) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, v, kv), run_bytes);
+            int32_t then_kv = then ? then->k0 + (kv - it->k0) : 0;
+            if (!last) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, v, kv), run_bytes);
+            else if (then && then_kv < then->k1)
+                prefetch(hr_kv_head(job->kv, then->seq, job->layer, 0, !v, then_kv), run_bytes);
             for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
                 attend_run(job, it, kv, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v);
         }
     }
+    return then != NULL;
 }
 
-/* Work items (see attention_item) are claimed from a shared counter (contexts differ in
- * length, and a thread the OS delays takes fewer items): the scores over every earlier
- * position, softmax, and the weighted sum of values into xb. */
+/* Each thread's items: the scores over every earlier position, softmax, and the weighted
+ * sum of values into xb. Two items take turns: the one in hand and the one its values
+ * pass claims (they share the thread's scratch; the next writes it only once its turn
+ * comes). */
 static void attention_rows(void *ctx, int thread, int n_threads) {
     attention_job *job = ctx;
     (void)n_threads;
     const hr_hparams *hp = &job->m->hp;
-    const hr_batch *b = job->b;
     hr_forward_ws *ws = job->ws;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, spans = job->spans;
+    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
-    attention_item it = {.att = ws->att + (size_t)thread * ws->kv_span_max * group * ws->max_ctx,
-                         .run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim};
-    int32_t items = b->n_tokens * spans * job->parts;
-    for (int32_t item; (item = atomic_fetch_add_explicit(&job->next_item, 1, memory_order_relaxed)) < items;) {
-        int32_t part = item % job->parts, span = item / job->parts % spans, t = item / job->parts / spans;
-        it.seq = b->seqs[t];
-        it.n_pos = b->pos[t] + 1;
-        it.k0 = span * job->kv_span;
-        it.k1 = it.k0 + job->kv_span < hp->n_head_kv ? it.k0 + job->kv_span : hp->n_head_kv;
-        it.g0 = part * group / job->parts, it.g1 = (part + 1) * group / job->parts;
-        it.q = ws->q + (size_t)t * hp->n_head * head_dim;
-        it.out = ws->xb + (size_t)t * hp->n_head * head_dim;
-        attend_blocks(job, &it, false);
-        for (int32_t kv = it.k0; kv < it.k1; kv++)
-            for (int32_t g = it.g0; g < it.g1; g++) {
-                hr_softmax(it.att + ((size_t)(kv - it.k0) * group + g) * ws->max_ctx, it.n_pos, score_div);
-                memset(it.out + ((size_t)kv * group + g) * head_dim, 0, (size_t)head_dim * sizeof(float));
+    attention_item items[2];
+    for (int i = 0; i < 2; i++)
+        items[i] = (attention_item){.att = ws->att + (size_t)thread * ws->kv_span_max * group * ws->max_ctx,
+                                    .run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim};
+    bool warm = false, more = attention_claim(job, &items[0]);
+    for (int cur = 0; more; cur ^= 1) {
+        attention_item *it = &items[cur];
+        attend_blocks(job, it, false, warm, NULL);
+        for (int32_t kv = it->k0; kv < it->k1; kv++)
+            for (int32_t g = it->g0; g < it->g1; g++) {
+                hr_softmax(it->att + ((size_t)(kv - it->k0) * group + g) * ws->max_ctx, it->n_pos, score_div);
+                memset(it->out + ((size_t)kv * group + g) * head_dim, 0, (size_t)head_dim * sizeof(float));
             }
-        attend_blocks(job, &it, true);
+        warm = more = attend_blocks(job, it, true, true, &items[cur ^ 1]);
     }
 }
 
