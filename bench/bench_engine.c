@@ -9,7 +9,9 @@
  *
  * usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16] [-k KV_TYPE]
  * (KV_TYPE f16 by default, as llama.cpp's bench uses; f32 and q8_0 also run).
- * Prints one row per concurrency with the ratio to the single-sequence figure. */
+ * Prints one row per concurrency with the ratio to the single-sequence figure, then
+ * where the decode steps' time went (the engine's stage timing): matmuls with their
+ * rate, attention with the K/V bytes it read per second, and the rest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +81,14 @@ int main(int argc, char **argv) {
     printf("%-12s %14s %10s %15s %10s %16s %12s\n", "concurrency", "decode tok/s", "vs 1", "overall tok/s", "vs 1",
            "KV utilisation", "preemptions");
     double single = 0, single_overall = 0;
+    enum { MAX_LEVELS = 32 };
+    int levels[MAX_LEVELS], n_levels = 0;
+    hr_forward_timing decode_timing[MAX_LEVELS];
     for (char *tok = strtok(levels_arg, ","); tok; tok = strtok(NULL, ",")) {
         int conc = atoi(tok);
-        if (conc <= 0) continue;
+        if (conc <= 0 || n_levels == MAX_LEVELS) continue;
         hr_engine_config cfg = {.parallel = conc, .ctx_size = n_prompt + n_new, .kv_type = kv_type,
-                                .n_threads = threads, .no_prefix_cache = true};
+                                .n_threads = threads, .no_prefix_cache = true, .timing = true};
         hr_engine *e;
         if (hr_engine_new(&e, m, &cfg, &err) != HR_OK) {
             fprintf(stderr, "bench_engine: %s\n", err.msg);
@@ -122,10 +127,18 @@ int main(int argc, char **argv) {
         double util = st.allocated_token_slots_sum ? 100.0 * (double)st.live_token_slots_sum / (double)st.allocated_token_slots_sum : 0;
         printf("%-12d %14.1f %9.2fx %15.1f %9.2fx %15.1f%% %12llu\n", conc, tps, single > 0 ? tps / single : 0,
                overall, single_overall > 0 ? overall / single_overall : 0, util, (unsigned long long)st.preemptions);
+        levels[n_levels] = conc;
+        decode_timing[n_levels++] = st.decode_timing;
         free(counts);
         free(times);
         free(prompt);
         hr_engine_free(e);
+    }
+    printf("\n%-13s%s\n", "decode steps", HR_FORWARD_TIMING_HEADS);
+    for (int i = 0; i < n_levels; i++) {
+        char row[128];
+        hr_forward_timing_row(&decode_timing[i], row, sizeof row);
+        printf("%-13d%s\n", levels[i], row);
     }
     hr_model_free(m);
     return 0;

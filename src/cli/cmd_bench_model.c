@@ -14,12 +14,14 @@
 #include "kernels/cpu.h"
 
 static const char BENCH_MODEL_HELP[] =
-    "usage: headroom bench-model -m MODEL [-t N] [-p 512] [-n 128] [-r 3]\n"
+    "usage: headroom bench-model -m MODEL [-t N] [-p 512] [-n 128] [-r 3] [--stages]\n"
     "\n"
     "Measures prompt processing (a -p token prompt prefilled in one batch: pp) and text\n"
     "generation (-n tokens decoded one at a time: tg) in tokens/s, min/median/max over -r\n"
     "runs, the weight bytes read per decoded token, the bandwidth decoding achieves, and\n"
-    "this machine's measured read bandwidth with the ratio between them.\n"
+    "this machine's measured read bandwidth with the ratio between them. With --stages,\n"
+    "also where a step's time goes, for pp and tg: the matmuls (with their GFLOP/s),\n"
+    "attention (with the K/V bytes it read per second) and the rest.\n"
     "\n"
     "options:\n"
     "  -m, --model PATH   model file\n"
@@ -27,6 +29,8 @@ static const char BENCH_MODEL_HELP[] =
     "  -p, --prompt N     prompt tokens (default 512)\n"
     "  -n, --gen N        generated tokens (default 128)\n"
     "  -r, --reps N       repetitions (default 3)\n"
+    "      --stages       time each step's stages (a few clock reads per layer, which\n"
+    "                     tiny models notice) and print the split\n"
     "  -h, --help         this help\n";
 
 typedef struct {
@@ -57,6 +61,7 @@ static void print_row(const char *label, double *v, int n) {
 int hr_cmd_bench_model(int argc, char **argv) {
     const char *model_path = NULL;
     int64_t threads = 0, n_prompt = 512, n_gen = 128, reps = 3;
+    bool stages = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -68,7 +73,9 @@ int hr_cmd_bench_model(int argc, char **argv) {
                        : !strcmp(a, "-n") || !strcmp(a, "--gen")    ? &n_gen
                        : !strcmp(a, "-r") || !strcmp(a, "--reps")   ? &reps
                                                                     : NULL;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        if (!strcmp(a, "--stages")) {
+            stages = true;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(model_path = hr_arg_value("bench-model", argc, argv, &i))) return 2;
         } else if (dst) {
             if (!(v = hr_arg_value("bench-model", argc, argv, &i)) || !hr_arg_int("bench-model", a, v, dst == &threads ? 0 : 1, 1 << 20, dst))
@@ -97,7 +104,7 @@ int hr_cmd_bench_model(int argc, char **argv) {
     }
     hr_engine_config cfg = {.parallel = 1, .ctx_size = (int32_t)(n_prompt + n_gen), .kv_type = HR_TYPE_F16,
                             .max_batch_tokens = (int32_t)n_prompt, .n_threads = (int32_t)threads,
-                            .no_prefix_cache = true};
+                            .no_prefix_cache = true, .timing = stages};
     hr_engine *e = NULL;
     int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
     double pp[100], tg[100];
@@ -147,6 +154,18 @@ int hr_cmd_bench_model(int argc, char **argv) {
                "probe): %.0f%% of it; bound %.1f tokens/s\n",
                per_token / 1048576.0, achieved, bw, probe_threads, bw > 0 ? 100.0 * achieved / bw : 0,
                bw > 0 ? bw * 1e9 / (double)per_token : 0);
+        if (stages) {
+            hr_engine_stats st;
+            hr_engine_stats_get(e, &st);
+            char row[128];
+            printf("stages   %s   (per step, all runs)\n", HR_FORWARD_TIMING_HEADS);
+            hr_forward_timing_row(&st.prefill_timing, row, sizeof row);
+            snprintf(label, sizeof label, "pp%lld", (long long)n_prompt);
+            printf("%-8s %s\n", label, row);
+            hr_forward_timing_row(&st.decode_timing, row, sizeof row);
+            snprintf(label, sizeof label, "tg%lld", (long long)n_gen);
+            printf("%-8s %s\n", label, row);
+        }
     }
 out:
     hr_engine_free(e);

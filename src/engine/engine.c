@@ -41,6 +41,7 @@ struct hr_engine {
     hr_kv_seq **b_kv;
     bool *b_want;
     seq **logit_owner; /* [parallel] sequence of each logits row */
+    hr_forward_timing step_timing; /* the step being run, with cfg.timing */
 
     pthread_mutex_t lock;
     pthread_cond_t wake, idle;
@@ -106,6 +107,7 @@ hr_status hr_engine_new(hr_engine **out, const hr_model *m, const hr_engine_conf
     if (st == HR_OK) st = hr_pool_new(&e->pool, cfg.n_threads, err);
     if (st == HR_OK) st = hr_pool_reserve(e->pool, B, (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd), err);
     if (st == HR_OK) st = hr_forward_ws_new(&e->ws, m, cfg.max_batch_tokens, e->window, e->pool, err);
+    if (st == HR_OK && cfg.timing) hr_forward_ws_set_timing(e->ws, &e->step_timing);
     if (st == HR_OK) {
         e->logits = malloc(P * (size_t)hp->n_vocab * sizeof(float));
         e->b_tokens = malloc(B * sizeof *e->b_tokens);
@@ -381,6 +383,8 @@ static bool is_stop(const hr_engine *e, const seq *s, int32_t token) {
 
 static void step_once(hr_engine *e) {
     seq *done = NULL;
+    const hr_forward_timing *timed = NULL; /* the forward step's times, when one ran */
+    bool decode = false;
     admit(e, &done);
     int32_t n_logits;
     int32_t n = build_batch(e, &n_logits);
@@ -391,7 +395,10 @@ static void step_once(hr_engine *e) {
     if (n > 0) {
         hr_batch batch = {.n_tokens = n, .tokens = e->b_tokens, .pos = e->b_pos, .seqs = e->b_kv, .want_logits = e->b_want};
         hr_error err = {0};
+        memset(&e->step_timing, 0, sizeof e->step_timing);
         hr_status st = hr_forward_batch(e->m, e->ws, e->kv, e->pool, &batch, e->logits, &err);
+        timed = &e->step_timing;
+        decode = n_logits == n;
         /* Commit what each sequence computed, registering full blocks for reuse. */
         for (int32_t i = 0; i < e->n_running; i++) {
             seq *s = e->running[i];
@@ -431,6 +438,8 @@ static void step_once(hr_engine *e) {
     e->stats.live_token_slots_sum += live;
     e->stats.allocated_token_slots_sum += (uint64_t)ks.blocks_used * (uint64_t)e->cfg.block_tokens;
     if (ks.blocks_used > e->stats.blocks_used_peak) e->stats.blocks_used_peak = ks.blocks_used;
+    if (timed && e->cfg.timing)
+        hr_forward_timing_add(decode ? &e->stats.decode_timing : &e->stats.prefill_timing, timed);
     for (int32_t i = e->n_running - 1; i >= 0; i--) {
         seq *s = e->running[i];
         if (s->finish == HR_FINISH_NONE) continue;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "engine/sampler.h"
+#include "model/forward.h"
 #include "model/model.h"
 
 typedef struct {
@@ -27,6 +28,7 @@ typedef struct {
     int32_t n_threads;        /* 0: the cores available */
     bool threaded;            /* run steps on an engine thread; else the caller calls hr_engine_step */
     bool no_prefix_cache;
+    bool timing; /* time every forward step by stage (hr_engine_stats' *_timing); for benchmarks */
 } hr_engine_config;
 
 typedef enum {
@@ -62,6 +64,9 @@ typedef struct {
     int32_t running, waiting;
     uint64_t preemptions, prefix_hit_tokens, steps, tokens_generated, tokens_prefilled;
     uint64_t live_token_slots_sum, allocated_token_slots_sum; /* summed per step: KV utilisation */
+    /* With hr_engine_config.timing: steps in which every token was sampled (decode), and
+     * the others (some prompt being prefilled). */
+    hr_forward_timing decode_timing, prefill_timing;
 } hr_engine_stats;
 
 typedef struct hr_engine hr_engine;

@@ -2,9 +2,11 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "formats/ggml_type.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
@@ -26,6 +28,7 @@ struct hr_forward_ws {
     float *rope_inv_freq; /* n_rot / 2 */
     float *rope_cos_sin;  /* [max_tokens][n_rot / 2][2]: each batch token's rotation, shared by layers and heads */
     int32_t *logit_src;   /* [max_tokens] batch index of each logits row */
+    hr_forward_timing *timing; /* NULL: steps are not timed */
 };
 
 hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_tokens, int32_t max_ctx,
@@ -70,6 +73,27 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
                                hp->rope_freq_scale / (factors ? factors[i] : 1.0f);
     *out = ws;
     return HR_OK;
+}
+
+void hr_forward_ws_set_timing(hr_forward_ws *ws, hr_forward_timing *into) { ws->timing = into; }
+
+/* A step's stage clock: lap charges the time since the last lap to one stage. Off (no
+ * clock reads) unless the workspace is timing. */
+typedef struct {
+    bool on;
+    double mark_ms;
+    hr_forward_timing t;
+} stage_clock;
+
+static void lap(stage_clock *c, double *stage_ms) {
+    if (!c->on) return;
+    double now = hr_now_ms();
+    *stage_ms += now - c->mark_ms;
+    c->mark_ms = now;
+}
+
+static uint64_t tensor_macs(const hr_tensor *w, int32_t n_tokens) {
+    return (uint64_t)w->ne[0] * (uint64_t)w->ne[1] * (uint64_t)n_tokens;
 }
 
 void hr_forward_ws_free(hr_forward_ws *ws) {
@@ -340,6 +364,26 @@ static void run_tokens(hr_pool *pool, const token_job *j) {
     else hr_pool_run(pool, token_rows, (void *)j);
 }
 
+void hr_forward_timing_add(hr_forward_timing *into, const hr_forward_timing *t) {
+    into->steps += t->steps;
+    into->tokens += t->tokens;
+    into->total_ms += t->total_ms;
+    into->matmul_ms += t->matmul_ms;
+    into->attention_ms += t->attention_ms;
+    into->other_ms += t->other_ms;
+    into->matmul_macs += t->matmul_macs;
+    into->kv_bytes += t->kv_bytes;
+}
+
+const char HR_FORWARD_TIMING_HEADS[] = " ms/step  matmul ms   GFLOP/s  attention ms  K/V GB/s  other ms";
+
+void hr_forward_timing_row(const hr_forward_timing *t, char *buf, size_t size) {
+    double steps = t->steps ? (double)t->steps : 1;
+    snprintf(buf, size, "%8.2f %10.2f %9.1f %13.2f %9.1f %9.2f", t->total_ms / steps, t->matmul_ms / steps,
+             t->matmul_ms > 0 ? 2.0 * (double)t->matmul_macs / (t->matmul_ms * 1e6) : 0, t->attention_ms / steps,
+             t->attention_ms > 0 ? (double)t->kv_bytes / (t->attention_ms * 1e6) : 0, t->other_ms / steps);
+}
+
 hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv, hr_pool *pool, const hr_batch *b,
                            float *logits, hr_error *err) {
     const hr_hparams *hp = &m->hp;
@@ -356,6 +400,9 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
                            b->pos[t], ws->max_ctx);
         if (b->want_logits[t]) ws->logit_src[n_logits++] = t;
     }
+    stage_clock clock = {.on = ws->timing != NULL};
+    if (clock.on) clock.mark_ms = hr_now_ms();
+    double start_ms = clock.mark_ms;
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
     /* An item takes all KV heads of a token (or as many as its scratch holds) when there
@@ -375,35 +422,62 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
         /* The previous layer's FFN output joins the residual stream here. */
         tj.kind = TOKEN_ADD_NORM, tj.add = l > 0, tj.norm_w = ly->attn_norm.data;
         run_tokens(pool, &tj);
+        lap(&clock, &clock.t.other_ms);
         const hr_tensor *qkv[] = {&ly->wq, &ly->wk, &ly->wv};
         float *qkv_out[] = {ws->q, ws->k, ws->v};
         hr_matmul_multi(pool, qkv, qkv_out, 3, ws->xb, n);
+        lap(&clock, &clock.t.matmul_ms);
         /* Every token's K/V is in the cache before any attention reads it, so tokens of
          * one prompt chunk see each other. */
         tj.kind = TOKEN_ROPE_STORE;
         run_tokens(pool, &tj);
+        lap(&clock, &clock.t.other_ms);
         attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .kv_span = kv_span, .spans = spans,
                              .parts = attention_parts};
         atomic_init(&job.next_item, 0);
         hr_pool_run(pool, attention_rows, &job);
+        lap(&clock, &clock.t.attention_ms);
         hr_matmul(pool, &ly->wo, ws->xb, n, ws->xb2);
+        lap(&clock, &clock.t.matmul_ms);
 
         tj.kind = TOKEN_ADD_NORM, tj.add = true, tj.norm_w = ly->ffn_norm.data;
         run_tokens(pool, &tj);
+        lap(&clock, &clock.t.other_ms);
         const hr_tensor *gate_up[] = {&ly->ffn_gate, &ly->ffn_up};
         float *gate_up_out[] = {ws->hb, ws->hb2};
         hr_matmul_multi(pool, gate_up, gate_up_out, 2, ws->xb, n);
+        lap(&clock, &clock.t.matmul_ms);
         tj.kind = TOKEN_SWIGLU;
         run_tokens(pool, &tj);
+        lap(&clock, &clock.t.other_ms);
         hr_matmul(pool, &ly->ffn_down, ws->hb, n, ws->xb2);
+        lap(&clock, &clock.t.matmul_ms);
+        clock.t.matmul_macs += tensor_macs(&ly->wq, n) + tensor_macs(&ly->wk, n) + tensor_macs(&ly->wv, n) +
+                               tensor_macs(&ly->wo, n) + tensor_macs(&ly->ffn_gate, n) + tensor_macs(&ly->ffn_up, n) +
+                               tensor_macs(&ly->ffn_down, n);
     }
-    if (n_logits == 0) return HR_OK;
-    /* Only the rows that will be sampled take the last layer's output and go through the
-     * classifier. */
-    for (int32_t r = 0; r < n_logits; r++) {
-        size_t src = (size_t)ws->logit_src[r] * dim;
-        add_rmsnorm(ws->xb + (size_t)r * dim, ws->x + src, ws->xb2 + src, m->output_norm.data, dim, hp->rms_eps);
+    if (n_logits > 0) {
+        /* Only the rows that will be sampled take the last layer's output and go through
+         * the classifier. */
+        for (int32_t r = 0; r < n_logits; r++) {
+            size_t src = (size_t)ws->logit_src[r] * dim;
+            add_rmsnorm(ws->xb + (size_t)r * dim, ws->x + src, ws->xb2 + src, m->output_norm.data, dim, hp->rms_eps);
+        }
+        lap(&clock, &clock.t.other_ms);
+        hr_matmul(pool, &m->output, ws->xb, n_logits, logits);
+        lap(&clock, &clock.t.matmul_ms);
+        clock.t.matmul_macs += tensor_macs(&m->output, n_logits);
     }
-    hr_matmul(pool, &m->output, ws->xb, n_logits, logits);
+    if (clock.on) {
+        /* Attention read every earlier position of each token, keys and values, in every layer. */
+        uint64_t positions = 0;
+        for (int32_t t = 0; t < n; t++) positions += (uint64_t)b->pos[t] + 1;
+        clock.t.kv_bytes = positions * 2 * (uint64_t)hp->n_head_kv * hr_kv_head_bytes(kv) * (uint64_t)hp->n_layer;
+        clock.t.steps = 1;
+        clock.t.tokens = (uint64_t)n;
+        clock.t.total_ms = clock.mark_ms - start_ms;
+        hr_forward_timing_add(ws->timing, &clock.t);
+    }
     return HR_OK;
 }
+

@@ -29,6 +29,27 @@ typedef struct {
     const bool *want_logits;    /* [n_tokens] whether this token's logits are needed */
 } hr_batch;
 
+/* Where forward steps spent their wall time, summed over the steps run while timing
+ * was on: the matmuls (classifier included), attention, and the rest (embedding, norms,
+ * RoPE, KV stores, SwiGLU); with the multiply-adds the matmuls did and the bytes of K/V
+ * attention read, so rates can be derived. */
+typedef struct {
+    uint64_t steps, tokens;
+    double total_ms, matmul_ms, attention_ms, other_ms;
+    uint64_t matmul_macs, kv_bytes;
+} hr_forward_timing;
+
+/* Adds every following step's times into *into (NULL: stops timing; the default). The
+ * caller owns *into and may switch it between steps, e.g. by kind of step. Timing reads
+ * the clock a few times per layer: meant for benchmarks, not left on in serving. */
+void hr_forward_ws_set_timing(hr_forward_ws *ws, hr_forward_timing *into);
+void hr_forward_timing_add(hr_forward_timing *into, const hr_forward_timing *t);
+
+/* A stage table's column heads, and one row of per-step averages and rates for t, as the
+ * benchmarks print them after a label. */
+extern const char HR_FORWARD_TIMING_HEADS[];
+void hr_forward_timing_row(const hr_forward_timing *t, char *buf, size_t size);
+
 /* Runs the batch: writes every token's K/V at its position and fills one logits row
  * (n_vocab floats) per token that wants them, in batch order. Within a sequence, tokens must be in
  * position order; a token attends to every earlier position of its sequence, including

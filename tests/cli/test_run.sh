@@ -217,6 +217,24 @@ test_bench_model_reports_pp_tg_and_bandwidth() {
     fi
 }
 
+# --stages splits pp and tg steps into matmuls, attention and the rest: each row's
+# stages add up to its ms/step (within the rounding of four printed values).
+test_bench_model_stages_add_up_to_each_step() {
+    local name=bench_model_stages_add_up_to_each_step
+    need_asset $name models/stories260K.gguf || return
+    "$HR" bench-model -m "$ASSETS/models/stories260K.gguf" -p 64 -n 32 -r 2 --stages >"$TMP/out" 2>"$TMP/err"
+    local rc=$? rows
+    rows=$(awk '/^stages +ms\/step +matmul ms +GFLOP\/s +attention ms +K\/V GB\/s +other ms/ { on = 1; next }
+        on && ($1 == "pp64" || $1 == "tg32") && NF == 7 && $2 > 0 && $4 > 0 && $6 > 0 {
+            d = $2 - ($3 + $5 + $7); if (d < 0) d = -d; if (d <= 0.021) n++ }
+        END { print n + 0 }' "$TMP/out")
+    if [ $rc -eq 0 ] && [ "$rows" = 2 ]; then
+        pass $name
+    else
+        fail $name "rc=$rc rows=$rows" "$(cat "$TMP/out" "$TMP/err")"
+    fi
+}
+
 test_run_reference_unchanged_with_1_to_4_threads() {
     local name=run_reference_unchanged_with_1_to_4_threads
     need_asset $name models/stories260K.gguf || return

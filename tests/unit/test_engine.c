@@ -1,6 +1,7 @@
 /* The paged KV cache and the continuous-batching engine: batching and preemption never
  * change what a sequence generates, the pool's invariants hold after every step of a
  * random workload, and the prefix cache reuses blocks without changing output. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "base/file.h"
@@ -98,6 +99,72 @@ static void check_batched_equals_alone(hr_test_ctx *t, hr_model *m, hr_engine_co
     }
     if (expect_preemption) HR_CHECKF(stats.preemptions > 0, "no preemption happened with a pool of %d blocks", stats.blocks_total);
     HR_CHECKF(stats.blocks_used_peak <= stats.blocks_total, "peak %d blocks of %d", stats.blocks_used_peak, stats.blocks_total);
+}
+
+/* Runs the 8 prompts (24 new tokens each) on a stepped engine; fills out[] and stats. */
+static hr_status run_prompts(hr_model *m, const hr_engine_config *cfg, output *out, hr_engine_stats *stats,
+                             hr_error *err) {
+    hr_sampling greedy = hr_sampling_default();
+    greedy.temperature = 0.0f;
+    hr_engine *e = NULL;
+    hr_status st = hr_engine_new(&e, m, cfg, err);
+    for (int i = 0; i < 8 && st == HR_OK; i++) {
+        hr_tokens prompt = {0};
+        st = encode(m, PROMPTS[i], &prompt, err);
+        hr_request r = {.prompt = prompt.ids, .n_prompt = (int32_t)prompt.count, .max_new_tokens = 24,
+                        .sampling = greedy, .on_event = collect_event, .ctx = &out[i]};
+        if (st == HR_OK) st = hr_engine_submit(e, &r, NULL, err);
+        hr_tokens_free(&prompt);
+    }
+    while (st == HR_OK && hr_engine_step(e)) {}
+    if (e) hr_engine_stats_get(e, stats);
+    hr_engine_free(e);
+    return st;
+}
+
+/* With timing on, every step is charged whole to its stages (they add up to its total),
+ * decode steps are told from prefill steps, and the work counted is the model's: each
+ * decode token costs every layer's matmuls plus the classifier, and reads at least its
+ * own K/V. Timing changes no output, and off it records nothing. */
+HR_TEST(engine_timing_splits_every_step_and_counts_the_model_work) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    static output timed[8], plain[8];
+    memset(timed, 0, sizeof timed);
+    memset(plain, 0, sizeof plain);
+    hr_engine_config cfg = {.parallel = 4, .kv_type = HR_TYPE_F16, .n_threads = 2, .timing = true};
+    hr_engine_stats st_timed = {0}, st_plain = {0};
+    hr_error err = {0};
+    HR_CHECK_OK(run_prompts(m, &cfg, timed, &st_timed, &err), &err);
+    cfg.timing = false;
+    HR_CHECK_OK(run_prompts(m, &cfg, plain, &st_plain, &err), &err);
+    for (int i = 0; i < 8; i++)
+        HR_CHECKF(timed[i].n > 0 && timed[i].n == plain[i].n &&
+                      memcmp(timed[i].tokens, plain[i].tokens, (size_t)plain[i].n * sizeof(int32_t)) == 0,
+                  "prompt %d: timing changed the output", i);
+    const hr_forward_timing *d = &st_timed.decode_timing, *p = &st_timed.prefill_timing;
+    HR_CHECKF(d->steps > 0 && p->steps > 0, "%llu decode and %llu prefill steps", (unsigned long long)d->steps,
+              (unsigned long long)p->steps);
+    HR_CHECKF(d->steps + p->steps == st_timed.steps, "%llu + %llu timed steps of %llu", (unsigned long long)d->steps,
+              (unsigned long long)p->steps, (unsigned long long)st_timed.steps);
+    for (const hr_forward_timing *x = d; x; x = x == d ? p : NULL) {
+        double parts = x->matmul_ms + x->attention_ms + x->other_ms;
+        HR_CHECKF(x->matmul_ms > 0 && x->attention_ms > 0 && x->other_ms >= 0, "a stage took no time");
+        HR_CHECKF(fabs(parts - x->total_ms) <= 1e-6 * x->total_ms, "stages add to %.6f ms of %.6f", parts, x->total_ms);
+    }
+    const hr_hparams *hp = &m->hp;
+    uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim, kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    uint64_t per_token = (uint64_t)hp->n_layer * ((uint64_t)hp->n_embd * (q_dim + 2 * kv_dim) + q_dim * hp->n_embd +
+                                                  3 * (uint64_t)hp->n_embd * hp->n_ff) +
+                         (uint64_t)hp->n_vocab * hp->n_embd;
+    HR_CHECKF(d->matmul_macs == d->tokens * per_token, "decode counted %llu multiply-adds for %llu tokens, not %llu each",
+              (unsigned long long)d->matmul_macs, (unsigned long long)d->tokens, (unsigned long long)per_token);
+    uint64_t own_kv = 2 * kv_dim * sizeof(uint16_t) * (uint64_t)hp->n_layer;
+    HR_CHECKF(d->kv_bytes > d->tokens * own_kv, "decode read %llu K/V bytes for %llu tokens",
+              (unsigned long long)d->kv_bytes, (unsigned long long)d->tokens);
+    HR_CHECK(st_plain.decode_timing.steps == 0 && st_plain.prefill_timing.steps == 0 &&
+             st_plain.decode_timing.total_ms == 0);
+    hr_model_free(m);
 }
 
 HR_TEST(engine_eight_sequences_together_equal_each_alone) {
