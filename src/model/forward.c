@@ -13,17 +13,21 @@
 
 /* KV rows widened at a time when several query heads share them. */
 enum { RUN_ROWS = 16 };
-/* Attention items take all KV heads of a token from this many tokens per thread on
- * (fewer would leave threads idle at the end of the pass), as many as fit a thread's
- * score scratch of ATTENTION_SCRATCH_FLOATS (so long contexts on many threads do not
- * multiply memory by the head count). */
-enum { ATTENTION_TOKENS_PER_THREAD = 4, ATTENTION_SCRATCH_FLOATS = 2 << 20 };
+/* Attention items take all KV heads of a tile from this many tiles per thread on (fewer
+ * would leave threads idle at the end of the pass), as many as fit a thread's score
+ * scratch of ATTENTION_SCRATCH_FLOATS (so long contexts on many threads do not multiply
+ * memory by the head count). A tile is up to ATTENTION_TILE consecutive tokens of one
+ * sequence (a prompt chunk), whose queries take turns on each block of K/V while it is
+ * in L1, instead of each token streaming the whole prefix from memory. */
+enum { ATTENTION_TOKENS_PER_THREAD = 4, ATTENTION_SCRATCH_FLOATS = 2 << 20, ATTENTION_TILE = 16 };
 
 struct hr_forward_ws {
     int32_t max_tokens, max_ctx, n_threads;
-    int32_t kv_span_max;  /* KV heads whose scores fit one thread's att scratch */
+    size_t att_floats;    /* one thread's score scratch: a whole number of heads of max_ctx scores */
+    int32_t tile_max;     /* tokens per attention tile: ATTENTION_TILE, or what one head's scores allow */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2; /* [max_tokens][width] each */
-    float *att;           /* [n_threads][kv_span_max * group][max_ctx] attention scores of a work item's heads */
+    float *att;           /* [n_threads][att_floats] scores of a work item's queries and heads */
+    int32_t *tile_start;  /* [max_tokens + 1] first batch token of each attention tile, then n_tokens */
     float *kv_run;        /* [n_threads][RUN_ROWS][head_dim] KV rows widened to f32 for a query group */
     float *rope_inv_freq; /* n_rot / 2 */
     float *rope_cos_sin;  /* [max_tokens][n_rot / 2][2]: each batch token's rotation, shared by layers and heads */
@@ -52,15 +56,21 @@ hr_status hr_forward_ws_new(hr_forward_ws **out, const hr_model *m, int32_t max_
     ws->v = malloc(T * kv_dim * sizeof(float));
     ws->hb = malloc(T * (size_t)hp->n_ff * sizeof(float));
     ws->hb2 = malloc(T * (size_t)hp->n_ff * sizeof(float));
-    size_t group = (size_t)(hp->n_head / hp->n_head_kv), fit = ATTENTION_SCRATCH_FLOATS / (group * (size_t)max_ctx);
-    ws->kv_span_max = fit < 1 ? 1 : fit < (size_t)hp->n_head_kv ? (int32_t)fit : hp->n_head_kv;
-    ws->att = malloc((size_t)ws->n_threads * (size_t)ws->kv_span_max * group * (size_t)max_ctx * sizeof(float));
+    /* Heads of max_ctx scores the scratch holds: as many as fit ATTENTION_SCRATCH_FLOATS,
+     * at least one, and no more than a full tile of all heads uses. */
+    size_t head_floats = (size_t)(hp->n_head / hp->n_head_kv) * (size_t)max_ctx;
+    size_t heads = ATTENTION_SCRATCH_FLOATS / head_floats, all = (size_t)ATTENTION_TILE * (size_t)hp->n_head_kv;
+    heads = heads < 1 ? 1 : heads > all ? all : heads;
+    ws->att_floats = heads * head_floats;
+    ws->tile_max = heads < ATTENTION_TILE ? (int32_t)heads : ATTENTION_TILE;
+    ws->att = malloc((size_t)ws->n_threads * ws->att_floats * sizeof(float));
+    ws->tile_start = malloc((T + 1) * sizeof(int32_t));
     ws->kv_run = malloc((size_t)ws->n_threads * RUN_ROWS * (size_t)hp->head_dim * sizeof(float));
     ws->rope_inv_freq = malloc(((size_t)hp->n_rot / 2 + 1) * sizeof(float));
     ws->rope_cos_sin = malloc(T * (size_t)hp->n_rot * sizeof(float));
     ws->logit_src = malloc(T * sizeof(int32_t));
     if (!ws->x || !ws->xb || !ws->xb2 || !ws->q || !ws->k || !ws->v || !ws->hb || !ws->hb2 || !ws->att || !ws->kv_run ||
-        !ws->rope_inv_freq || !ws->rope_cos_sin || !ws->logit_src) {
+        !ws->rope_inv_freq || !ws->rope_cos_sin || !ws->logit_src || !ws->tile_start) {
         hr_forward_ws_free(ws);
         return hr_fail(err, HR_ERR_NOMEM, "out of memory for a %d-token forward workspace", max_tokens);
     }
@@ -111,6 +121,7 @@ void hr_forward_ws_free(hr_forward_ws *ws) {
     free(ws->rope_inv_freq);
     free(ws->rope_cos_sin);
     free(ws->logit_src);
+    free(ws->tile_start);
     free(ws);
 }
 
@@ -179,32 +190,41 @@ typedef struct {
     const hr_kv_pool *kv;
     const hr_batch *b;
     int32_t layer;
+    int32_t n_tiles; /* attention tiles of the batch (ws->tile_start) */
     int32_t kv_span; /* KV heads per work item (the last may have fewer): 1 when items would be few */
-    int32_t spans;   /* spans of KV heads per token: n_head_kv / kv_span, rounded up */
-    int32_t parts;   /* work items per (token, KV heads): each takes a share of every group */
+    int32_t spans;   /* spans of KV heads per tile: n_head_kv / kv_span, rounded up */
+    int32_t parts;   /* work items per (tile, KV heads): each takes a share of every group */
     atomic_int next_item;
 } attention_job;
 
-/* One work item: KV heads [k0, k1) of one token and query heads [g0, g1) of each of
- * their groups. q and out are the token's rows; att holds the scores of query head g of
- * KV head k at ((k - k0) * group + g) * max_ctx. */
+/* One work item: KV heads [k0, k1) and query heads [g0, g1) of each of their groups, for
+ * the queries of one tile: batch tokens t0 + i, i < n_q, at consecutive positions of seq,
+ * the first attending to n_pos positions. att holds the scores of query i, KV head k,
+ * query head g at ((i * kv_span + k - k0) * group + g) * max_ctx. */
 typedef struct {
     const hr_kv_seq *seq;
-    int32_t n_pos, k0, k1, g0, g1;
-    const float *q;
-    float *out, *att;
+    int32_t t0, n_q, n_pos, k0, k1, g0, g1;
+    float *att;
     float *run; /* RUN_ROWS rows widened to f32 */
 } attention_item;
 
-/* The item's query heads of KV head kv over rows [p, p + n) of one block's run: scores
- * into att (or, with v, the weighted sum into out). With several f16 heads the rows are
- * widened to f32 once for all of them (exact, so results do not change). */
-static void attend_run(const attention_job *job, const attention_item *it, int32_t kv, int32_t p, int32_t n, bool v) {
+static float *item_scores(const attention_job *job, const attention_item *it, int32_t i, int32_t kv, int32_t g) {
+    int32_t group = job->m->hp.n_head / job->m->hp.n_head_kv;
+    return it->att + (((size_t)i * job->kv_span + (size_t)(kv - it->k0)) * group + g) * job->ws->max_ctx;
+}
+
+/* Query i's heads of the item for KV head kv over rows [p, p + n) of one block's run:
+ * scores into att (or, with v, the weighted sum into xb). With several f16 heads the rows
+ * are widened to f32 once for all of them (exact, so results do not change). Every query
+ * makes these calls with the same arguments whatever tile it is in, so tiling does not
+ * change results either. */
+static void attend_run(const attention_job *job, const attention_item *it, int32_t i, int32_t kv, int32_t p,
+                       int32_t n, bool v) {
     const hr_hparams *hp = &job->m->hp;
     int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     uint32_t type = hr_kv_pool_config(job->kv)->type;
     const uint8_t *rows = hr_kv_head(job->kv, it->seq, job->layer, p, v, kv);
-    size_t stride = hr_kv_head_bytes(job->kv);
+    size_t stride = hr_kv_head_bytes(job->kv), token = (size_t)(it->t0 + i) * hp->n_head * head_dim;
     if (it->g1 - it->g0 > 1 && type == HR_TYPE_F16) {
         hr_kv_widen(type, rows, it->run, (int64_t)n * head_dim);
         rows = (const uint8_t *)it->run;
@@ -212,12 +232,12 @@ static void attend_run(const attention_job *job, const attention_item *it, int32
         type = HR_TYPE_F32;
     }
     for (int32_t g = it->g0; g < it->g1; g++) {
-        size_t head = (size_t)kv * group + g; /* the query head: its q and out rows */
-        float *att_g = it->att + ((size_t)(kv - it->k0) * group + g) * job->ws->max_ctx;
+        size_t head = token + ((size_t)kv * group + g) * head_dim; /* the query head's q and out rows */
+        float *att_g = item_scores(job, it, i, kv, g);
         if (v)
-            hr_kv_mix(type, att_g + p, rows, stride, n, it->out + head * head_dim, head_dim);
+            hr_kv_mix(type, att_g + p, rows, stride, n, job->ws->xb + head, head_dim);
         else
-            hr_kv_scores(type, rows, stride, n, it->q + head * head_dim, head_dim, att_g + p);
+            hr_kv_scores(type, rows, stride, n, job->ws->q + head, head_dim, att_g + p);
     }
 }
 
@@ -226,48 +246,50 @@ static void attend_run(const attention_job *job, const attention_item *it, int32
  * contexts differ in length, and a thread the OS delays takes fewer items. */
 static bool attention_claim(attention_job *job, attention_item *it) {
     const hr_hparams *hp = &job->m->hp;
-    const hr_batch *b = job->b;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv, spans = job->spans;
+    int32_t group = hp->n_head / hp->n_head_kv, spans = job->spans;
     int32_t item = atomic_fetch_add_explicit(&job->next_item, 1, memory_order_relaxed);
-    if (item >= b->n_tokens * spans * job->parts) return false;
-    int32_t part = item % job->parts, span = item / job->parts % spans, t = item / job->parts / spans;
-    it->seq = b->seqs[t];
-    it->n_pos = b->pos[t] + 1;
+    if (item >= job->n_tiles * spans * job->parts) return false;
+    int32_t part = item % job->parts, span = item / job->parts % spans, tile = item / job->parts / spans;
+    it->t0 = job->ws->tile_start[tile];
+    it->n_q = job->ws->tile_start[tile + 1] - it->t0;
+    it->seq = job->b->seqs[it->t0];
+    it->n_pos = job->b->pos[it->t0] + 1;
     it->k0 = span * job->kv_span;
     it->k1 = it->k0 + job->kv_span < hp->n_head_kv ? it->k0 + job->kv_span : hp->n_head_kv;
     it->g0 = part * group / job->parts, it->g1 = (part + 1) * group / job->parts;
-    it->q = job->ws->q + (size_t)t * hp->n_head * head_dim;
-    it->out = job->ws->xb + (size_t)t * hp->n_head * head_dim;
     return true;
 }
 
-/* attend_run over positions [0, n_pos) block by block, every KV head of the item within
- * a block before the next block: a block holds one layer's keys of all heads as one
- * contiguous run (and its values as the next), so the walk reads memory in long runs.
- * Blocks lie anywhere in the pool, beyond the hardware prefetcher's reach, so each pass
- * asks for a head's run of its next block as it works on that head in this one (keys
- * while scoring, values while mixing), and in its last block for the first block of
- * what this thread reads next: the item's values after its keys; after its values, the
- * keys of the item it claims into next as the last block starts (returning whether there
- * was one). So a pass starts cold only when warm is false. Asking for more at once (the
- * whole next block, or both keys and values) stalls on full miss queues and measured
- * slower. */
+/* attend_run over the positions each query attends to, block by block, every KV head of
+ * the item within a block before the next block, and every query of the tile on a head's
+ * rows before the next head: a block holds one layer's keys of all heads as one
+ * contiguous run (and its values as the next), so the walk reads memory in long runs,
+ * and the tile's queries find a head's rows in L1. Blocks lie anywhere in the pool,
+ * beyond the hardware prefetcher's reach, so each pass asks for a head's run of its next
+ * block as it works on that head in this one (keys while scoring, values while mixing),
+ * and in its last block for the first block of what this thread reads next: the item's
+ * values after its keys; after its values, the keys of the item it claims into next as
+ * the last block starts (returning whether there was one). So a pass starts cold only
+ * when warm is false. Asking for more at once (the whole next block, or both keys and
+ * values) stalls on full miss queues and measured slower. */
 static bool attend_blocks(attention_job *job, const attention_item *it, bool v, bool warm, attention_item *next) {
-    int32_t bt = hr_kv_pool_config(job->kv)->block_tokens;
+    int32_t bt = hr_kv_pool_config(job->kv)->block_tokens, n_pos = it->n_pos + it->n_q - 1;
     size_t run_bytes = hr_kv_head_bytes(job->kv) * (size_t)bt;
     const attention_item *then = v ? NULL : it;
     if (!warm) prefetch(hr_kv_head(job->kv, it->seq, job->layer, 0, v, it->k0), run_bytes * (size_t)(it->k1 - it->k0));
-    for (int32_t p0 = 0; p0 < it->n_pos; p0 += bt) {
-        int32_t rows = it->n_pos - p0 < bt ? it->n_pos - p0 : bt;
-        bool last = p0 + bt >= it->n_pos;
+    for (int32_t p0 = 0; p0 < n_pos; p0 += bt) {
+        bool last = p0 + bt >= n_pos;
         if (v && last) then = attention_claim(job, next) ? next : NULL;
         for (int32_t kv = it->k0; kv < it->k1; kv++) {
             int32_t then_kv = then ? then->k0 + (kv - it->k0) : 0;
             if (!last) prefetch(hr_kv_head(job->kv, it->seq, job->layer, p0 + bt, v, kv), run_bytes);
             else if (then && then_kv < then->k1)
                 prefetch(hr_kv_head(job->kv, then->seq, job->layer, 0, !v, then_kv), run_bytes);
-            for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
-                attend_run(job, it, kv, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v);
+            for (int32_t i = 0; i < it->n_q; i++) {
+                int32_t rows = it->n_pos + i - p0 < bt ? it->n_pos + i - p0 : bt;
+                for (int32_t r0 = 0; r0 < rows; r0 += RUN_ROWS)
+                    attend_run(job, it, i, kv, p0 + r0, rows - r0 < RUN_ROWS ? rows - r0 : RUN_ROWS, v);
+            }
         }
     }
     return then != NULL;
@@ -287,19 +309,39 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     float score_div = sqrtf((float)head_dim);
     attention_item items[2];
     for (int i = 0; i < 2; i++)
-        items[i] = (attention_item){.att = ws->att + (size_t)thread * ws->kv_span_max * group * ws->max_ctx,
+        items[i] = (attention_item){.att = ws->att + (size_t)thread * ws->att_floats,
                                     .run = ws->kv_run + (size_t)thread * RUN_ROWS * head_dim};
     bool warm = false, more = attention_claim(job, &items[0]);
     for (int cur = 0; more; cur ^= 1) {
         attention_item *it = &items[cur];
         attend_blocks(job, it, false, warm, NULL);
-        for (int32_t kv = it->k0; kv < it->k1; kv++)
-            for (int32_t g = it->g0; g < it->g1; g++) {
-                hr_softmax(it->att + ((size_t)(kv - it->k0) * group + g) * ws->max_ctx, it->n_pos, score_div);
-                memset(it->out + ((size_t)kv * group + g) * head_dim, 0, (size_t)head_dim * sizeof(float));
-            }
+        for (int32_t i = 0; i < it->n_q; i++)
+            for (int32_t kv = it->k0; kv < it->k1; kv++)
+                for (int32_t g = it->g0; g < it->g1; g++) {
+                    hr_softmax(item_scores(job, it, i, kv, g), it->n_pos + i, score_div);
+                    size_t head = (size_t)(it->t0 + i) * hp->n_head * head_dim + ((size_t)kv * group + g) * head_dim;
+                    memset(ws->xb + head, 0, (size_t)head_dim * sizeof(float));
+                }
         warm = more = attend_blocks(job, it, true, true, &items[cur ^ 1]);
     }
+}
+
+/* Cuts the batch into attention tiles (ws->tile_start): runs of consecutive positions of
+ * one sequence, up to tile_max tokens. Returns the number of tiles; *longest the most
+ * tokens in one. */
+static int32_t attention_tiles(hr_forward_ws *ws, const hr_batch *b, int32_t *longest) {
+    int32_t n_tiles = 0, len = 0;
+    *longest = 0;
+    for (int32_t t = 0; t < b->n_tokens; t++) {
+        bool joins = len > 0 && len < ws->tile_max && b->seqs[t] == b->seqs[t - 1] && b->pos[t] == b->pos[t - 1] + 1;
+        if (!joins) {
+            ws->tile_start[n_tiles++] = t;
+            len = 0;
+        }
+        if (++len > *longest) *longest = len;
+    }
+    ws->tile_start[n_tiles] = b->n_tokens;
+    return n_tiles;
 }
 
 /* Stores the K or V row of one token (n_head_kv heads) in the cache's element type. */
@@ -405,14 +447,19 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     double start_ms = clock.mark_ms;
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
-    /* An item takes all KV heads of a token (or as many as its scratch holds) when there
-     * are tokens enough to share out; otherwise one KV head, whose whole query group
-     * shares its KV reads, and when that still leaves fewer than two items per thread (one
-     * token of a model with few KV heads), groups are split among threads. */
-    int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1;
-    int32_t kv_span = n >= ATTENTION_TOKENS_PER_THREAD * ws->n_threads ? ws->kv_span_max : 1;
+    /* An item takes all KV heads of a tile (or as many as its scratch holds for the
+     * longest tile) when there are tiles enough to share out; otherwise one KV head, whose
+     * whole query group shares its KV reads, and when that still leaves fewer than two
+     * items per thread (one token of a model with few KV heads), groups are split among
+     * threads. */
+    int32_t longest, n_tiles = attention_tiles(ws, b, &longest);
+    int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1, kv_span = 1;
+    if (n_tiles >= ATTENTION_TOKENS_PER_THREAD * ws->n_threads) {
+        size_t fit = ws->att_floats / ((size_t)longest * (size_t)group * (size_t)ws->max_ctx);
+        kv_span = fit < 1 ? 1 : fit < (size_t)hp->n_head_kv ? (int32_t)fit : hp->n_head_kv;
+    }
     int32_t spans = (hp->n_head_kv + kv_span - 1) / kv_span;
-    while (attention_parts < group && (int64_t)n * spans * attention_parts < 2 * (int64_t)ws->n_threads)
+    while (attention_parts < group && (int64_t)n_tiles * spans * attention_parts < 2 * (int64_t)ws->n_threads)
         attention_parts++;
 
     token_job tj = {.m = m, .ws = ws, .kv = kv, .b = b};
@@ -432,8 +479,8 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
         tj.kind = TOKEN_ROPE_STORE;
         run_tokens(pool, &tj);
         lap(&clock, &clock.t.other_ms);
-        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .kv_span = kv_span, .spans = spans,
-                             .parts = attention_parts};
+        attention_job job = {.m = m, .ws = ws, .kv = kv, .b = b, .layer = l, .n_tiles = n_tiles, .kv_span = kv_span,
+                             .spans = spans, .parts = attention_parts};
         atomic_init(&job.next_item, 0);
         hr_pool_run(pool, attention_rows, &job);
         lap(&clock, &clock.t.attention_ms);

@@ -198,28 +198,33 @@ HR_TEST(forward_f16_kv_logits_identical_whether_query_heads_share_reads) {
     hr_model_free(m);
 }
 
-/* A 16-token prompt chunk on 2 threads gives attention items of several KV heads; with a
- * 300000-position workspace only 3 of stories260K's 4 KV heads fit a thread's score
- * scratch (2M floats), so the items split the heads 3 + 1. Each head's arithmetic is the
- * same however items group heads, and batching does not change matmuls: the chunk's
- * logits must equal those of the tokens run one at a time (one head per item), bit for
- * bit. */
-HR_TEST(forward_attention_items_of_several_heads_equal_one_at_a_time) {
+/* A 128-token prompt chunk is attended in tiles of consecutive tokens whose queries take
+ * turns on each K/V block, and items of as many KV heads as a thread's score scratch
+ * (2M floats) holds for the longest tile. The workspace's reach sets both: at 21845
+ * positions 48 heads of scores fit, so tiles of 16 and items of 3 of stories260K's 4 KV
+ * heads (split 3 + 1); at 300000 positions 3 fit, so tiles of 3 and one head per item;
+ * at 128, tiles of 16 with all heads. Each query makes the same kernel calls however it
+ * is tiled and however items group heads, and batching does not change matmuls: the
+ * chunk's logits must equal those of the tokens run one at a time, bit for bit. */
+HR_TEST(forward_attention_tiles_and_head_spans_equal_one_at_a_time) {
     hr_model *m = load_stories(t);
     if (!m) return;
     HR_CHECK(m->hp.n_head_kv == 4 && m->hp.n_head / m->hp.n_head_kv == 2);
-    enum { N = 16 };
+    enum { N = 128 };
+    static const int32_t reach[] = {21845, 300000, 128};
     int32_t tokens[N];
     for (int i = 0; i < N; i++) tokens[i] = 1 + (i * 41) % (m->hp.n_vocab - 1);
     size_t row = (size_t)m->hp.n_vocab;
     float *chunk = malloc(N * row * sizeof(float)), *single = malloc(N * row * sizeof(float));
     HR_CHECK(chunk && single);
     hr_error err = {0};
-    HR_CHECK_OK(forward_chunk(m, 2, HR_TYPE_F32, 300000, tokens, N, chunk, &err), &err);
-    HR_CHECK_OK(forward_steps(m, 2, HR_TYPE_F32, tokens, N, single, &err), &err);
-    for (int i = 0; i < N; i++)
-        HR_CHECKF(memcmp(chunk + i * row, single + i * row, row * sizeof(float)) == 0,
-                  "token %d: logits of the chunk differ from one token at a time", i);
+    HR_CHECK_OK(forward_steps(m, 2, HR_TYPE_F16, tokens, N, single, &err), &err);
+    for (size_t c = 0; c < sizeof reach / sizeof reach[0]; c++) {
+        HR_CHECK_OK(forward_chunk(m, 2, HR_TYPE_F16, reach[c], tokens, N, chunk, &err), &err);
+        for (int i = 0; i < N; i++)
+            HR_CHECKF(memcmp(chunk + i * row, single + i * row, row * sizeof(float)) == 0,
+                      "reach %d, token %d: logits of the chunk differ from one token at a time", reach[c], i);
+    }
     free(chunk);
     free(single);
     hr_model_free(m);
