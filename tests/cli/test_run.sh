@@ -235,6 +235,27 @@ test_bench_model_stages_add_up_to_each_step() {
     fi
 }
 
+# One sequence decoding on several threads reads runs of several KV heads per work item
+# (a 110m-shaped model has 12: items of 3 heads on 2 threads, 2 on 3): what it generates
+# must not depend on the thread count.
+test_run_many_kv_heads_unchanged_with_1_to_3_threads() {
+    local name=run_many_kv_heads_unchanged_with_1_to_3_threads bad=() kv t
+    need_asset $name models/stories260K.gguf || return
+    "$HR" synth --preset 110m --type q8_0 --vocab "$ASSETS/models/stories260K.gguf" --ctx 256 -o "$TMP/m110.gguf" \
+        2>"$TMP/synth.err" || { fail $name "synth failed" "$(cat "$TMP/synth.err")"; return; }
+    for kv in f32 f16; do
+        for t in 1 2 3; do
+            "$HR" run -m "$TMP/m110.gguf" -p "Once upon a time" -n 40 --temp 0 -t $t --kv-type $kv \
+                >"$TMP/out.$kv.$t" 2>"$TMP/err" || bad+=("-t $t --kv-type $kv failed: $(cat "$TMP/err")")
+        done
+        [ -s "$TMP/out.$kv.1" ] || bad+=("--kv-type $kv generated nothing")
+        for t in 2 3; do
+            cmp -s "$TMP/out.$kv.1" "$TMP/out.$kv.$t" || bad+=("--kv-type $kv: -t $t differs from -t 1")
+        done
+    done
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
+
 test_run_reference_unchanged_with_1_to_4_threads() {
     local name=run_reference_unchanged_with_1_to_4_threads
     need_asset $name models/stories260K.gguf || return
