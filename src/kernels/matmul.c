@@ -268,6 +268,10 @@ void hr_swiglu(float *g, const float *up, int64_t n) {
     if (n > 0) hr_simd_kernels_for(hr_simd_active())->swiglu(g, up, n);
 }
 
+void hr_rmsnorm(float *o, float *x, const float *delta, const float *w, int64_t n, float eps) {
+    if (n > 0) hr_simd_kernels_for(hr_simd_active())->rmsnorm(o, x, delta, w, n, eps);
+}
+
 void hr_kv_store(uint32_t type, const float *x, void *dst, int64_t n) {
     if (n <= 0) return;
     const hr_simd_kernels *ks = hr_simd_kernels_for(hr_simd_active());

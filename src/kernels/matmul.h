@@ -59,5 +59,9 @@ void hr_softmax(float *x, int64_t n, float div);
 /* g[i] = g[i] * sigmoid(g[i]) * up[i], rounded as g * (1 / (1 + exp(-g))) * up (the
  * scalar level with libm's expf, the vector levels with softmax's polynomial). */
 void hr_swiglu(float *g, const float *up, int64_t n);
+/* The residual stream x takes delta (NULL: none), then o = RMSNorm(x) with weights w:
+ * w[i] * (x[i] / sqrt(mean of x^2 + eps)), the squares summed in 16 interleaved lanes and
+ * a fixed tree (bit-identical at every SIMD level). o must not overlap x. */
+void hr_rmsnorm(float *o, float *x, const float *delta, const float *w, int64_t n, float eps);
 
 #endif

@@ -26,6 +26,7 @@
 #ifndef HR_KERNELS_SIMD_H
 #define HR_KERNELS_SIMD_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -147,6 +148,18 @@ typedef void (*hr_f16_widen_fn)(const uint16_t *h, float *dst, int64_t n);
 typedef void (*hr_softmax_fn)(float *x, int64_t n, float div);
 /* g[i] = g[i] * sigmoid(g[i]) * up[i] (SwiGLU's gate times the up projection). */
 typedef void (*hr_swiglu_fn)(float *g, const float *up, int64_t n);
+/* x[i] += delta[i] (delta NULL: none), then o[i] = w[i] * (r * x[i]) with r from the sum
+ * of squares as hr_rms_scale takes it. The squares go into 16 interleaved lanes (x[i]
+ * into lane i % 16, each a product then a sum), added in a fixed tree (lane j += lane
+ * j + w for w = 8, 4, 2, 1): the same operations in the same order at every level. */
+typedef void (*hr_rmsnorm_fn)(float *o, float *x, const float *delta, const float *w, int64_t n, float eps);
+
+/* 1 / sqrt(mean square + eps) from the sum of n squares, as the reference rounds it. */
+static inline float hr_rms_scale(float sum_squares, int64_t n, float eps) {
+    float ss = sum_squares / (float)n;
+    ss += eps;
+    return 1.0f / sqrtf(ss);
+}
 
 typedef struct {
     hr_simd_level level;
@@ -161,6 +174,7 @@ typedef struct {
     hr_f16_widen_fn f16_widen;
     hr_softmax_fn softmax;
     hr_swiglu_fn swiglu;
+    hr_rmsnorm_fn rmsnorm;
 } hr_simd_kernels;
 
 /* A level's f32 and f16 KV kernels, from its type-generic scores_floats and mix_floats. */
@@ -266,6 +280,7 @@ typedef struct {
         .f16_widen = f16_widen,                                                                          \
         .softmax = softmax,                                                                              \
         .swiglu = swiglu,                                                                                \
+        .rmsnorm = rmsnorm,                                                                              \
     }
 
 /* Calls body(args..., nt) with nt a constant (8, 4, 2 or 1; 8 only in the NT8 form), so

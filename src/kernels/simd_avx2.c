@@ -497,6 +497,35 @@ static void swiglu(float *g, const float *up, int64_t n) {
     }
 }
 
+/* Lanes 0-7 of the 16 in lo, 8-15 in hi; dead lanes of a tail load as +0, which leaves a
+ * sum of squares unchanged. */
+static void rmsnorm(float *o, float *x, const float *delta, const float *w, int64_t n, float eps) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        int live_lo = live8(i, n), live_hi = n - i > 8 ? live8(i + 8, n) : 0;
+        __m256 a = load_f32(x, i, live_lo), b = live_hi > 0 ? load_f32(x, i + 8, live_hi) : _mm256_setzero_ps();
+        if (delta) {
+            a = _mm256_add_ps(a, load_f32(delta, i, live_lo));
+            store_f32(x + i, a, live_lo);
+            if (live_hi > 0) {
+                b = _mm256_add_ps(b, load_f32(delta, i + 8, live_hi));
+                store_f32(x + i + 8, b, live_hi);
+            }
+        }
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(a, a));
+        hi = _mm256_add_ps(hi, _mm256_mul_ps(b, b));
+    }
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    float r = hr_rms_scale(_mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1))), n, eps);
+    const __m256 rv = _mm256_set1_ps(r);
+    for (int64_t i = 0; i < n; i += 8) {
+        int live = live8(i, n);
+        store_f32(o + i, _mm256_mul_ps(load_f32(w, i, live), _mm256_mul_ps(rv, load_f32(x, i, live))), live);
+    }
+}
+
 HR_SIMD_KERNEL_TABLE(hr_simd_avx2_kernels, HR_SIMD_AVX2, MAX_TOKENS);
 #else
 const hr_simd_kernels hr_simd_avx2_kernels = {.level = HR_SIMD_SCALAR};

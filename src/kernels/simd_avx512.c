@@ -597,6 +597,31 @@ static void swiglu(float *g, const float *up, int64_t n) {
     }
 }
 
+/* One vector holds the 16 lanes; dead lanes of a tail load as +0, which leaves a sum of
+ * squares unchanged. */
+static void rmsnorm(float *o, float *x, const float *delta, const float *w, int64_t n, float eps) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        if (delta) {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, delta + i));
+            _mm512_mask_storeu_ps(x + i, m, v);
+        }
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
+    }
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    const __m512 r = _mm512_set1_ps(hr_rms_scale(_mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1))), n, eps));
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = live_mask(i, n);
+        _mm512_mask_storeu_ps(o + i, m,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_mul_ps(r, _mm512_maskz_loadu_ps(m, x + i))));
+    }
+}
+
 HR_SIMD_KERNEL_TABLE(hr_simd_avx512_kernels, HR_SIMD_AVX512, MAX_TOKENS);
 #else
 const hr_simd_kernels hr_simd_avx512_kernels = {.level = HR_SIMD_SCALAR};

@@ -249,6 +249,20 @@ static void swiglu(float *g, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * up[i];
 }
 
+static void rmsnorm(float *o, float *x, const float *delta, const float *w, int64_t n, float eps) {
+    if (delta)
+        for (int64_t i = 0; i < n; i++) x[i] += delta[i];
+    float lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lane[j] += x[i + j] * x[i + j];
+    for (; i < n; i++) lane[i % 16] += x[i] * x[i];
+    for (int w8 = 8; w8 >= 1; w8 /= 2)
+        for (int j = 0; j < w8; j++) lane[j] += lane[j + w8];
+    float r = hr_rms_scale(lane[0], n, eps);
+    for (int64_t k = 0; k < n; k++) o[k] = w[k] * (r * x[k]);
+}
+
 static void q8_0_row(const float *x, uint8_t *dst, int64_t n) { hr_quant_quantize_row(HR_TYPE_Q8_0, x, dst, n); }
 
 HR_SIMD_KERNEL_TABLE(hr_simd_scalar_kernels, HR_SIMD_SCALAR, MAX_TOKENS);

@@ -125,35 +125,6 @@ void hr_forward_ws_free(hr_forward_ws *ws) {
     free(ws);
 }
 
-/* The sum of squares in 16 interleaved partial sums (x[i] into lane i % 16) added in a
- * fixed tree: one running sum would be a chain of n dependent adds, where these lanes
- * are independent and vectorize (the same operations in the same order either way). */
-static float sum_squares(const float *x, int32_t n) {
-    float lane[16] = {0};
-    int32_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) lane[j] += x[i + j] * x[i + j];
-    for (; i < n; i++) lane[i % 16] += x[i] * x[i];
-    for (int w = 8; w >= 1; w /= 2)
-        for (int j = 0; j < w; j++) lane[j] += lane[j + w];
-    return lane[0];
-}
-
-static void rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
-    float ss = sum_squares(x, n);
-    ss /= (float)n;
-    ss += eps;
-    ss = 1.0f / sqrtf(ss);
-    for (int32_t i = 0; i < n; i++) o[i] = w[i] * (ss * x[i]);
-}
-
-/* The residual stream x takes a block's output (delta; NULL: none), then o = rmsnorm(x). */
-static void add_rmsnorm(float *o, float *x, const float *delta, const float *w, int32_t n, float eps) {
-    if (delta)
-        for (int32_t i = 0; i < n; i++) x[i] += delta[i];
-    rmsnorm(o, x, w, n, eps);
-}
-
 /* Rotates adjacent pairs (GGUF llama's "normal" RoPE order) of the first n_rot
  * dimensions of each head by the angles whose cosines and sines cs holds. */
 static void rope(float *vec, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *cs) {
@@ -377,7 +348,7 @@ static void token_step(const token_job *j, int32_t t) {
     size_t dim = (size_t)hp->n_embd, head_dim = (size_t)hp->head_dim;
     switch (j->kind) {
     case TOKEN_ADD_NORM:
-        add_rmsnorm(ws->xb + t * dim, ws->x + t * dim, j->add ? ws->xb2 + t * dim : NULL, j->norm_w, (int32_t)dim,
+        hr_rmsnorm(ws->xb + t * dim, ws->x + t * dim, j->add ? ws->xb2 + t * dim : NULL, j->norm_w, (int32_t)dim,
                     hp->rms_eps);
         break;
     case TOKEN_ROPE_STORE: {
@@ -517,7 +488,7 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
          * the classifier. */
         for (int32_t r = 0; r < n_logits; r++) {
             size_t src = (size_t)ws->logit_src[r] * dim;
-            add_rmsnorm(ws->xb + (size_t)r * dim, ws->x + src, ws->xb2 + src, m->output_norm.data, dim, hp->rms_eps);
+            hr_rmsnorm(ws->xb + (size_t)r * dim, ws->x + src, ws->xb2 + src, m->output_norm.data, dim, hp->rms_eps);
         }
         lap(&clock, &clock.t.other_ms);
         hr_matmul(pool, &m->output, ws->xb, n_logits, logits);

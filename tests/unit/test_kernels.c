@@ -606,6 +606,50 @@ HR_TEST(kernels_softmax_every_level_matches_libm) {
  * [-120, 120] (past where e^-g overflows or vanishes), exact zeros and NaN, lengths with
  * tails, and nothing written past n. (AVX2 stands e^88.3 in for larger exponentials, so
  * gates below -88.3 give products of about 1e-36 where libm's overflow gives 0.) */
+/* RMSNorm with and without a residual to add, every length around the 8- and 16-lane
+ * tails: every level writes the scalar level's bytes to x and o and nothing past n, and
+ * the scalar level is the formula (within float rounding of a double computation). */
+HR_TEST(kernels_rmsnorm_every_level_matches_scalar) {
+    enum { MAXN = 2053 };
+    hr_simd_level levels[3], saved = hr_simd_active();
+    int nl = levels_available(levels);
+    static const int64_t lens[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 768, MAXN};
+    static float x0[MAXN + 1], delta[MAXN], w[MAXN], want_x[MAXN + 1], want_o[MAXN + 1], got_x[MAXN + 1],
+        got_o[MAXN + 1];
+    for (int i = 0; i < MAXN; i++) x0[i] = 4.0f * rng_f(), delta[i] = rng_f(), w[i] = 1.0f + rng_f();
+    for (int li = 0; li < 11; li++) {
+        int64_t n = lens[li];
+        for (int with_delta = 0; with_delta < 2; with_delta++) {
+            const float *d = with_delta ? delta : NULL;
+            hr_simd_set(HR_SIMD_SCALAR);
+            memcpy(want_x, x0, sizeof want_x);
+            want_o[n] = 12345.0f;
+            hr_rmsnorm(want_o, want_x, d, w, n, 1e-5f);
+            double ss = 0;
+            for (int64_t i = 0; i < n; i++) ss += (double)want_x[i] * want_x[i];
+            double r = 1.0 / sqrt(ss / (double)n + 1e-5);
+            for (int64_t i = 0; i < n; i++) {
+                HR_CHECKF(!with_delta || want_x[i] == x0[i] + delta[i], "n=%lld: x[%lld] missed its residual",
+                          (long long)n, (long long)i);
+                HR_CHECKF(fabs(want_o[i] - w[i] * want_x[i] * r) <= 1e-5 * fabs(w[i] * want_x[i] * r) + 1e-30,
+                          "n=%lld: o[%lld] = %.9g, the formula gives %.9g", (long long)n, (long long)i, want_o[i],
+                          w[i] * want_x[i] * r);
+            }
+            for (int l = 1; l < nl; l++) {
+                hr_simd_set(levels[l]);
+                memcpy(got_x, x0, sizeof got_x);
+                got_o[n] = 12345.0f;
+                hr_rmsnorm(got_o, got_x, d, w, n, 1e-5f);
+                HR_CHECKF(memcmp(got_x, want_x, sizeof got_x) == 0 && memcmp(got_o, want_o, sizeof(float) * (size_t)n) == 0 &&
+                              got_o[n] == 12345.0f,
+                          "%s rmsnorm n=%lld delta=%d differs from scalar", hr_simd_name(levels[l]), (long long)n,
+                          with_delta);
+            }
+        }
+    }
+    hr_simd_set(saved);
+}
+
 HR_TEST(kernels_swiglu_every_level_matches_libm) {
     enum { N = 203 };
     hr_simd_level levels[3], saved = hr_simd_active();
