@@ -38,7 +38,7 @@ static const char DOCTOR_HELP[] =
     "  -c, --ctx-size N          window per request (default: the trained context)\n"
     "      --parallel N          requests generated at once (default 4, as serve)\n"
     "      --kv-mem BYTES        KV pool size (default: ctx-size x parallel tokens)\n"
-    "      --kv-type T           f32 (default), f16, q8_0\n"
+    "      --kv-type T           f16 (default), f32, q8_0\n"
     "      --kv-block N          tokens per KV block (default 16)\n"
     "      --policy P            clamp (default), reject, truncate, summarize\n"
     "      --min-room N          clamp refuses a request with less room than this (default 1)\n"
@@ -355,7 +355,7 @@ static int doctor_url(doctor_options *o) {
 }
 
 int hr_cmd_doctor(int argc, char **argv) {
-    doctor_options o = {.kv_type = "f32",
+    doctor_options o = {.kv_type = HR_CLI_KV_TYPE,
                         .policy = "clamp",
                         .parallel = 4,
                         .kv_block = 16,

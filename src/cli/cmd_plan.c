@@ -199,7 +199,7 @@ static void list_presets(void) {
 }
 
 int hr_cmd_plan(int argc, char **argv) {
-    plan_options o = {.parallel = 1, .prompt_tokens = -1, .kv_type_name = "f16"};
+    plan_options o = {.parallel = 1, .prompt_tokens = -1, .kv_type_name = HR_CLI_KV_TYPE};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
     if (o.list) {

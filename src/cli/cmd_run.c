@@ -39,7 +39,7 @@ static const char RUN_HELP[] =
     "                            truncate/summarize: cut the prompt from the left, then clamp\n"
     "      --parallel N          sequences generated at once (default 1)\n"
     "      --kv-mem BYTES        KV pool size, e.g. 64M (default: ctx-size x parallel tokens)\n"
-    "      --kv-type T           KV element type: f32 (default), f16, q8_0\n"
+    "      --kv-type T           KV element type: f16 (default), f32, q8_0\n"
     "      --kv-block N          tokens per KV block (default 16)\n"
     "      --max-batch-tokens N  tokens per forward step; long prompts are chunked (default 512)\n"
     "  -t, --threads N           threads (default: the cores available)\n"
@@ -336,7 +336,7 @@ static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
 }
 
 int hr_cmd_run(int argc, char **argv) {
-    run_options o = {.prompt = "", .policy_name = "clamp", .kv_type_name = "f32", .n_predict = 256,
+    run_options o = {.prompt = "", .policy_name = "clamp", .kv_type_name = HR_CLI_KV_TYPE, .n_predict = 256,
                      .sampling = hr_sampling_default()};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;

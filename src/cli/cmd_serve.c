@@ -26,7 +26,7 @@ static const char SERVE_HELP[] =
     "  -c, --ctx-size N          window per request (default: the model's trained context)\n"
     "      --parallel N          requests generated at once (default 4)\n"
     "      --kv-mem BYTES        KV pool size (default: ctx-size x parallel tokens)\n"
-    "      --kv-type T           f32 (default), f16, q8_0\n"
+    "      --kv-type T           f16 (default), f32, q8_0\n"
     "      --kv-block N          tokens per KV block (default 16)\n"
     "      --max-batch-tokens N  tokens per forward step (default 512)\n"
     "  -t, --threads N           compute threads (default: the cores available)\n"
@@ -47,7 +47,7 @@ static void on_signal(int sig) {
 }
 
 int hr_cmd_serve(int argc, char **argv) {
-    const char *model_path = NULL, *tokenizer_path = NULL, *policy = "clamp", *kv_type = "f32";
+    const char *model_path = NULL, *tokenizer_path = NULL, *policy = "clamp", *kv_type = HR_CLI_KV_TYPE;
     hr_server_config cfg = {.port = 8080, .engine = {.parallel = 4}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;

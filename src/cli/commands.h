@@ -6,6 +6,11 @@
 #ifndef HR_CLI_COMMANDS_H
 #define HR_CLI_COMMANDS_H
 
+/* The KV element type of run, serve, doctor and plan unless --kv-type says otherwise:
+ * f16, as llama.cpp and GPU runtimes use. Half of f32's bytes, so twice the tokens per
+ * byte of pool; stories260K still gives llama2.c's greedy output token for token. */
+#define HR_CLI_KV_TYPE "f16"
+
 int hr_cmd_run(int argc, char **argv);
 int hr_cmd_convert(int argc, char **argv);
 int hr_cmd_synth(int argc, char **argv);

@@ -23,7 +23,7 @@ typedef struct {
     int32_t parallel;         /* sequences running at once (default 1) */
     uint64_t kv_mem_bytes;    /* pool size; 0: ctx_size x parallel tokens */
     int32_t block_tokens;     /* KV block size (default 16) */
-    uint32_t kv_type;         /* f32 (default), f16 or q8_0 */
+    uint32_t kv_type;         /* f32 (the zero value), f16 or q8_0; the commands default to f16 */
     int32_t max_batch_tokens; /* tokens per forward step (default 512) */
     int32_t n_threads;        /* 0: the cores available */
     bool threaded;            /* run steps on an engine thread; else the caller calls hr_engine_step */

@@ -144,16 +144,16 @@ test_tools_doctor_names_the_binding_cap() {
     tools_check "default rc" [ $? -eq 0 ]
     tools_check "trained context binds" grep -Eq "trained context +512 +llama.context_length.*<- binds" "$TMP/d0.txt"
     tools_check "pool of 4" grep -Eq "KV pool, one sequence +2048 +128 blocks x 16 tokens" "$TMP/d0.txt"
-    tools_check "bytes/token" grep -q "KV per token   1280 B at f32" "$TMP/d0.txt"
+    tools_check "bytes/token" grep -q "KV per token   640 B at f16" "$TMP/d0.txt"
     tools_check "no problems" grep -q "no problems found" "$TMP/d0.txt"
     "$HR" doctor "$m" --ctx-size 256 --mem 1G >"$TMP/d1.txt" 2>&1
     tools_check "ctx-size binds" grep -Eq -- "--ctx-size +256 +given +<- binds" "$TMP/d1.txt"
     tools_check "window 256" grep -Eq "=> window +256" "$TMP/d1.txt"
     tools_check "trained does not bind" grep -Eq "trained context +512 +llama.context_length \(GGUF metadata\)$" "$TMP/d1.txt"
     "$HR" doctor "$m" --kv-mem 64K --mem 1G >"$TMP/d2.txt" 2>&1
-    tools_check "pool binds" grep -Eq "KV pool, one sequence +48 +3 blocks x 16 tokens, from --kv-mem 65536 +<- binds" "$TMP/d2.txt"
-    tools_check "window 48" grep -Eq "=> window +48" "$TMP/d2.txt"
-    tools_check "pool advice" grep -q "the KV pool holds 48 tokens, fewer than the 512-token context" "$TMP/d2.txt"
+    tools_check "pool binds" grep -Eq "KV pool, one sequence +96 +6 blocks x 16 tokens, from --kv-mem 65536 +<- binds" "$TMP/d2.txt"
+    tools_check "window 96" grep -Eq "=> window +96" "$TMP/d2.txt"
+    tools_check "pool advice" grep -q "the KV pool holds 96 tokens, fewer than the 512-token context" "$TMP/d2.txt"
     "$HR" doctor -m "$m" --lane-max 100 --port 8080 --threads 2 --mem 1G >"$TMP/d3.txt" 2>&1
     tools_check "lane binds" grep -Eq "gateway lane +100 +--lane-max +<- binds" "$TMP/d3.txt"
     "$HR" doctor "$m" --ctx-size 4096 --mem 1G >"$TMP/d4.txt" 2>&1
@@ -174,12 +174,12 @@ test_tools_doctor_url_agrees_with_serve() {
     tools_bad=()
     "$HR" doctor "$ASSETS/models/stories260K.gguf" --kv-mem 64K --mem 1G >"$TMP/du0.txt" 2>&1
     tools_serve $name --kv-mem 64K --policy reject || return
-    tools_check "serve window 48" grep -q "window 48 tokens" "$tools_log"
-    tools_check "doctor window 48" grep -Eq "=> window +48" "$TMP/du0.txt"
+    tools_check "serve window 96" grep -q "window 96 tokens" "$tools_log"
+    tools_check "doctor window 96" grep -Eq "=> window +96" "$TMP/du0.txt"
     "$HR" doctor --url "$tools_url" --mem 1G >"$TMP/du.txt" 2>&1
     tools_check "url rc" [ $? -eq 0 ]
-    tools_check "advertised 48" grep -Eq "/v1/models window +48" "$TMP/du.txt"
-    tools_check "probed 48" grep -Eq "=> probed window +48 .*largest prompt \+ max_tokens accepted: 48 tokens; over it the server refuses" "$TMP/du.txt"
+    tools_check "advertised 96" grep -Eq "/v1/models window +96" "$TMP/du.txt"
+    tools_check "probed 96" grep -Eq "=> probed window +96 .*largest prompt \+ max_tokens accepted: 96 tokens; over it the server refuses" "$TMP/du.txt"
     tools_stop || tools_bad+=("server log: $(grep -E "Sanitizer|runtime error" "$tools_log" | head -3)")
     tools_finish $name "$(cat "$TMP/du.txt")"
 }
