@@ -8,10 +8,15 @@
  * is every token after the first over the time from the first token to the end.
  *
  * usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16] [-k KV_TYPE]
+ *                     [-r ROUNDS]
  * (KV_TYPE f16 by default, as llama.cpp's bench uses; f32 and q8_0 also run).
- * Prints one row per concurrency with the ratio to the single-sequence figure, then
- * where the decode steps' time went (the engine's stage timing): matmuls with their
- * rate, attention with the K/V bytes it read per second, and the rest. */
+ * Prints one row per concurrency with the ratio to the first level's figure (1 by
+ * default), then where the decode steps' time went (the engine's stage timing): matmuls
+ * with their rate, attention with the K/V bytes it read per second, and the rest. With
+ * -r, the levels run in that many interleaved rounds (1, 4, 16, 1, 4, 16, ...) and a
+ * summary gives each level's median and the median of the rounds' ratios: on a machine
+ * whose speed drifts from minute to minute, a ratio within a round compares like with
+ * like. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,27 +53,104 @@ static double steady_rate(const counter *counts, int conc) {
     return to > from ? n * 1e3 / (to - from) : 0;
 }
 
+enum { MAX_LEVELS = 32, MAX_ROUNDS = 64 };
+
+typedef struct {
+    const hr_model *m;
+    int n_new, n_prompt, threads;
+    hr_type kv_type;
+} bench_setup;
+
+typedef struct {
+    double decode_tps, overall_tps, utilisation;
+    uint64_t preemptions;
+    hr_forward_timing decode_timing;
+} level_result;
+
+/* One level: conc sequences with distinct prompts, run to the end. */
+static hr_status run_level(const bench_setup *b, int conc, level_result *out, hr_error *err) {
+    hr_engine_config cfg = {.parallel = conc, .ctx_size = b->n_prompt + b->n_new, .kv_type = b->kv_type,
+                            .n_threads = b->threads, .no_prefix_cache = true, .timing = true};
+    hr_engine *e = NULL;
+    if (hr_engine_new(&e, b->m, &cfg, err) != HR_OK) return err->status;
+    counter *counts = calloc((size_t)conc, sizeof *counts);
+    double *times = malloc((size_t)conc * (size_t)b->n_new * sizeof *times);
+    int32_t *prompt = malloc((size_t)b->n_prompt * sizeof *prompt);
+    hr_status st = counts && times && prompt ? HR_OK : hr_fail(err, HR_ERR_NOMEM, "out of memory for %d sequences", conc);
+    for (int s = 0; st == HR_OK && s < conc; s++) {
+        counts[s].t_ms = times + (size_t)s * b->n_new;
+        /* Distinct prompts, so nothing is shared between sequences. */
+        for (int i = 0; i < b->n_prompt; i++) prompt[i] = 3 + (s * 131 + i * 7) % (b->m->hp.n_vocab - 3);
+        hr_sampling greedy = hr_sampling_default();
+        greedy.temperature = 0;
+        hr_request r = {.prompt = prompt, .n_prompt = b->n_prompt, .max_new_tokens = b->n_new, .sampling = greedy,
+                        .on_event = on_event, .ctx = &counts[s]};
+        st = hr_engine_submit(e, &r, NULL, err);
+    }
+    hr_engine_wait_idle(e);
+    if (st == HR_OK) {
+        double end = hr_now_ms(), first = end;
+        int64_t decoded = 0;
+        for (int s = 0; s < conc; s++) {
+            if (counts[s].generated > 0 && counts[s].t_ms[0] < first) first = counts[s].t_ms[0];
+            decoded += counts[s].generated > 0 ? counts[s].generated - 1 : 0;
+        }
+        hr_engine_stats es;
+        hr_engine_stats_get(e, &es);
+        *out = (level_result){
+            .decode_tps = steady_rate(counts, conc),
+            .overall_tps = end > first ? decoded * 1e3 / (end - first) : 0,
+            .utilisation = es.allocated_token_slots_sum
+                               ? 100.0 * (double)es.live_token_slots_sum / (double)es.allocated_token_slots_sum
+                               : 0,
+            .preemptions = es.preemptions,
+            .decode_timing = es.decode_timing,
+        };
+    }
+    free(counts);
+    free(times);
+    free(prompt);
+    hr_engine_free(e);
+    return st;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorts v). */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16] [-k f16|f32|q8_0]\n");
+        fprintf(stderr, "usage: bench_engine MODEL.gguf [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [-c 1,4,16] "
+                        "[-k f16|f32|q8_0] [-r ROUNDS]\n");
         return 2;
     }
-    int n_new = 64, n_prompt = 32, threads = 0;
+    bench_setup b = {.n_new = 64, .n_prompt = 32, .kv_type = HR_TYPE_F16};
+    int rounds = 1;
     char levels_arg[128] = "1,4,16";
-    hr_type kv_type = HR_TYPE_F16;
     hr_error err = {0};
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-n")) n_new = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-p")) n_prompt = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "-n")) b.n_new = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-p")) b.n_prompt = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-t")) b.threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-r")) rounds = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-c")) snprintf(levels_arg, sizeof levels_arg, "%s", argv[i + 1]);
-        else if (!strcmp(argv[i], "-k") && hr_type_from_name(argv[i + 1], &kv_type, &err) != HR_OK) {
+        else if (!strcmp(argv[i], "-k") && hr_type_from_name(argv[i + 1], &b.kv_type, &err) != HR_OK) {
             fprintf(stderr, "bench_engine: %s\n", err.msg);
             return 2;
         }
     }
-    if (n_new <= 0 || n_prompt <= 0) {
-        fprintf(stderr, "bench_engine: -n and -p must be positive\n");
+    int levels[MAX_LEVELS], n_levels = 0;
+    for (char *tok = strtok(levels_arg, ","); tok && n_levels < MAX_LEVELS; tok = strtok(NULL, ","))
+        if (atoi(tok) > 0) levels[n_levels++] = atoi(tok);
+    if (b.n_new <= 0 || b.n_prompt <= 0 || rounds < 1 || rounds > MAX_ROUNDS || n_levels == 0) {
+        fprintf(stderr, "bench_engine: -n and -p must be positive, -r 1..%d, -c at least one level\n", MAX_ROUNDS);
         return 2;
     }
     hr_model *m = NULL;
@@ -76,69 +158,48 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_engine: %s\n", err.msg);
         return 1;
     }
+    b.m = m;
     printf("model %s: %d layers, %d embd; prompt %d tokens, %d new tokens per sequence; KV %s\n", argv[1],
-           m->hp.n_layer, m->hp.n_embd, n_prompt, n_new, hr_type_name(kv_type));
+           m->hp.n_layer, m->hp.n_embd, b.n_prompt, b.n_new, hr_type_name(b.kv_type));
     printf("%-12s %14s %10s %15s %10s %16s %12s\n", "concurrency", "decode tok/s", "vs 1", "overall tok/s", "vs 1",
            "KV utilisation", "preemptions");
-    double single = 0, single_overall = 0;
-    enum { MAX_LEVELS = 32 };
-    int levels[MAX_LEVELS], n_levels = 0;
-    hr_forward_timing decode_timing[MAX_LEVELS];
-    for (char *tok = strtok(levels_arg, ","); tok; tok = strtok(NULL, ",")) {
-        int conc = atoi(tok);
-        if (conc <= 0 || n_levels == MAX_LEVELS) continue;
-        hr_engine_config cfg = {.parallel = conc, .ctx_size = n_prompt + n_new, .kv_type = kv_type,
-                                .n_threads = threads, .no_prefix_cache = true, .timing = true};
-        hr_engine *e;
-        if (hr_engine_new(&e, m, &cfg, &err) != HR_OK) {
-            fprintf(stderr, "bench_engine: %s\n", err.msg);
-            hr_model_free(m);
-            return 1;
+    static level_result results[MAX_ROUNDS][MAX_LEVELS];
+    hr_forward_timing decode_timing[MAX_LEVELS] = {0};
+    for (int r = 0; r < rounds; r++) {
+        if (rounds > 1) printf("round %d\n", r + 1);
+        for (int l = 0; l < n_levels; l++) {
+            level_result *x = &results[r][l];
+            if (run_level(&b, levels[l], x, &err) != HR_OK) {
+                fprintf(stderr, "bench_engine: %s\n", err.msg);
+                hr_model_free(m);
+                return 1;
+            }
+            const level_result *first = &results[r][0];
+            printf("%-12d %14.1f %9.2fx %15.1f %9.2fx %15.1f%% %12llu\n", levels[l], x->decode_tps,
+                   first->decode_tps > 0 ? x->decode_tps / first->decode_tps : 0, x->overall_tps,
+                   first->overall_tps > 0 ? x->overall_tps / first->overall_tps : 0, x->utilisation,
+                   (unsigned long long)x->preemptions);
+            hr_forward_timing_add(&decode_timing[l], &x->decode_timing);
         }
-        counter *counts = calloc((size_t)conc, sizeof *counts);
-        double *times = malloc((size_t)conc * (size_t)n_new * sizeof *times);
-        int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
-        if (!counts || !times || !prompt) {
-            fprintf(stderr, "bench_engine: out of memory\n");
-            return 1;
+    }
+    if (rounds > 1) {
+        printf("\nover %d rounds %8s %16s %10s\n", rounds, "median", "median ratio", "range");
+        for (int l = 0; l < n_levels; l++) {
+            double tps[MAX_ROUNDS], ratio[MAX_ROUNDS];
+            for (int r = 0; r < rounds; r++) {
+                tps[r] = results[r][l].decode_tps;
+                ratio[r] = results[r][0].decode_tps > 0 ? tps[r] / results[r][0].decode_tps : 0;
+            }
+            double med_ratio = median(ratio, rounds);
+            printf("%-14d %8.1f %15.2fx  %.2f-%.2fx\n", levels[l], median(tps, rounds), med_ratio, ratio[0],
+                   ratio[rounds - 1]);
         }
-        for (int s = 0; s < conc; s++) counts[s].t_ms = times + (size_t)s * n_new;
-        for (int s = 0; s < conc; s++) {
-            /* Distinct prompts, so nothing is shared between sequences. */
-            for (int i = 0; i < n_prompt; i++) prompt[i] = 3 + (s * 131 + i * 7) % (m->hp.n_vocab - 3);
-            hr_sampling greedy = hr_sampling_default();
-            greedy.temperature = 0;
-            hr_request r = {.prompt = prompt, .n_prompt = n_prompt, .max_new_tokens = n_new, .sampling = greedy,
-                            .on_event = on_event, .ctx = &counts[s]};
-            if (hr_engine_submit(e, &r, NULL, &err) != HR_OK) fprintf(stderr, "bench_engine: %s\n", err.msg);
-        }
-        hr_engine_wait_idle(e);
-        double end = hr_now_ms(), first = end;
-        int64_t decoded = 0;
-        for (int s = 0; s < conc; s++) {
-            if (counts[s].generated > 0 && counts[s].t_ms[0] < first) first = counts[s].t_ms[0];
-            decoded += counts[s].generated > 0 ? counts[s].generated - 1 : 0;
-        }
-        hr_engine_stats st;
-        hr_engine_stats_get(e, &st);
-        double overall = end > first ? decoded * 1e3 / (end - first) : 0, tps = steady_rate(counts, conc);
-        if (single == 0) single = tps;
-        if (single_overall == 0) single_overall = overall;
-        double util = st.allocated_token_slots_sum ? 100.0 * (double)st.live_token_slots_sum / (double)st.allocated_token_slots_sum : 0;
-        printf("%-12d %14.1f %9.2fx %15.1f %9.2fx %15.1f%% %12llu\n", conc, tps, single > 0 ? tps / single : 0,
-               overall, single_overall > 0 ? overall / single_overall : 0, util, (unsigned long long)st.preemptions);
-        levels[n_levels] = conc;
-        decode_timing[n_levels++] = st.decode_timing;
-        free(counts);
-        free(times);
-        free(prompt);
-        hr_engine_free(e);
     }
     printf("\n%-13s%s\n", "decode steps", HR_FORWARD_TIMING_HEADS);
-    for (int i = 0; i < n_levels; i++) {
+    for (int l = 0; l < n_levels; l++) {
         char row[128];
-        hr_forward_timing_row(&decode_timing[i], row, sizeof row);
-        printf("%-13d%s\n", levels[i], row);
+        hr_forward_timing_row(&decode_timing[l], row, sizeof row);
+        printf("%-13d%s\n", levels[l], row);
     }
     hr_model_free(m);
     return 0;
