@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "engine/engine.h"
 #include "formats/ggml_type.h"
+#include "tools/stats.h"
 
 typedef struct {
     int64_t generated;
@@ -114,15 +115,10 @@ static hr_status run_level(const bench_setup *b, int conc, level_result *out, hr
     return st;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The median of v[0..n) (sorts v). */
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    hr_sort_doubles(v, (size_t)n);
+    return hr_percentile(v, (size_t)n, 50);
 }
 
 int main(int argc, char **argv) {

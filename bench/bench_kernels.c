@@ -19,6 +19,7 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/threadpool.h"
+#include "tools/stats.h"
 
 #define WEIGHT_RING_BYTES ((uint64_t)512 << 20)
 
@@ -72,11 +73,6 @@ static int ring_new(weight_ring *r, uint32_t type, const shape *s) {
 
 enum { MAX_SAMPLES = 4096 };
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median seconds per call over the calls made within budget (at least 5, after one
  * warm-up call): robust to the calls a busy machine preempts. */
 static double time_matmul(hr_pool *pool, weight_ring *r, const float *x, int64_t n, float *y, double budget) {
@@ -92,7 +88,7 @@ static double time_matmul(hr_pool *pool, weight_ring *r, const float *x, int64_t
         hr_matmul(pool, &w, x, n, y);
         samples[calls++] = seconds() - t0;
     }
-    qsort(samples, (size_t)calls, sizeof samples[0], cmp_double);
+    hr_sort_doubles(samples, (size_t)calls);
     return samples[calls / 2];
 }
 

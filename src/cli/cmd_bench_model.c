@@ -12,6 +12,7 @@
 #include "formats/ggml_type.h"
 #include "kernels/bandwidth.h"
 #include "kernels/cpu.h"
+#include "tools/stats.h"
 
 static const char BENCH_MODEL_HELP[] =
     "usage: headroom bench-model -m MODEL [-t N] [-p 512] [-n 128] [-r 3] [--stages]\n"
@@ -48,13 +49,8 @@ static void on_event(void *ctx, uint64_t id, int32_t token, hr_finish finish, co
     if (t->tokens++ == 0) t->t_first = t->t_last;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void print_row(const char *label, double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    hr_sort_doubles(v, (size_t)n);
     printf("%-8s %10.1f %10.1f %10.1f\n", label, v[0], v[n / 2], v[n - 1]);
 }
 

@@ -179,6 +179,11 @@ typedef struct {
     float *run; /* RUN_ROWS rows widened to f32 */
 } attention_item;
 
+/* Where query i's query head g of KV head kv starts in q (and its output in xb). */
+static size_t query_head(const hr_hparams *hp, const attention_item *it, int32_t i, int32_t kv, int32_t g) {
+    return ((size_t)(it->t0 + i) * hp->n_head + (size_t)kv * (hp->n_head / hp->n_head_kv) + g) * hp->head_dim;
+}
+
 static float *item_scores(const attention_job *job, const attention_item *it, int32_t i, int32_t kv, int32_t g) {
     int32_t group = job->m->hp.n_head / job->m->hp.n_head_kv;
     return it->att + (((size_t)i * job->kv_span + (size_t)(kv - it->k0)) * group + g) * job->ws->max_ctx;
@@ -192,10 +197,10 @@ static float *item_scores(const attention_job *job, const attention_item *it, in
 static void attend_run(const attention_job *job, const attention_item *it, int32_t i, int32_t kv, int32_t p,
                        int32_t n, bool v) {
     const hr_hparams *hp = &job->m->hp;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int32_t head_dim = hp->head_dim;
     uint32_t type = hr_kv_pool_config(job->kv)->type;
     const uint8_t *rows = hr_kv_head(job->kv, it->seq, job->layer, p, v, kv);
-    size_t stride = hr_kv_head_bytes(job->kv), token = (size_t)(it->t0 + i) * hp->n_head * head_dim;
+    size_t stride = hr_kv_head_bytes(job->kv);
     if (it->g1 - it->g0 > 1 && type == HR_TYPE_F16) {
         hr_kv_widen(type, rows, it->run, (int64_t)n * head_dim);
         rows = (const uint8_t *)it->run;
@@ -203,7 +208,7 @@ static void attend_run(const attention_job *job, const attention_item *it, int32
         type = HR_TYPE_F32;
     }
     for (int32_t g = it->g0; g < it->g1; g++) {
-        size_t head = token + ((size_t)kv * group + g) * head_dim; /* the query head's q and out rows */
+        size_t head = query_head(hp, it, i, kv, g);
         float *att_g = item_scores(job, it, i, kv, g);
         if (v)
             hr_kv_mix(type, att_g + p, rows, stride, n, job->ws->xb + head, head_dim);
@@ -275,7 +280,7 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     (void)n_threads;
     const hr_hparams *hp = &job->m->hp;
     hr_forward_ws *ws = job->ws;
-    int32_t head_dim = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int32_t head_dim = hp->head_dim;
     /* Divided, not multiplied by a reciprocal: the reference rounds this way. */
     float score_div = sqrtf((float)head_dim);
     attention_item items[2];
@@ -290,8 +295,7 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
             for (int32_t kv = it->k0; kv < it->k1; kv++)
                 for (int32_t g = it->g0; g < it->g1; g++) {
                     hr_softmax(item_scores(job, it, i, kv, g), it->n_pos + i, score_div);
-                    size_t head = (size_t)(it->t0 + i) * hp->n_head * head_dim + ((size_t)kv * group + g) * head_dim;
-                    memset(ws->xb + head, 0, (size_t)head_dim * sizeof(float));
+                    memset(ws->xb + query_head(hp, it, i, kv, g), 0, (size_t)head_dim * sizeof(float));
                 }
         warm = more = attend_blocks(job, it, true, true, &items[cur ^ 1]);
     }
@@ -479,9 +483,10 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
         lap(&clock, &clock.t.other_ms);
         hr_matmul(pool, &ly->ffn_down, ws->hb, n, ws->xb2);
         lap(&clock, &clock.t.matmul_ms);
-        clock.t.matmul_macs += tensor_macs(&ly->wq, n) + tensor_macs(&ly->wk, n) + tensor_macs(&ly->wv, n) +
-                               tensor_macs(&ly->wo, n) + tensor_macs(&ly->ffn_gate, n) + tensor_macs(&ly->ffn_up, n) +
-                               tensor_macs(&ly->ffn_down, n);
+        if (clock.on)
+            clock.t.matmul_macs += tensor_macs(&ly->wq, n) + tensor_macs(&ly->wk, n) + tensor_macs(&ly->wv, n) +
+                                   tensor_macs(&ly->wo, n) + tensor_macs(&ly->ffn_gate, n) +
+                                   tensor_macs(&ly->ffn_up, n) + tensor_macs(&ly->ffn_down, n);
     }
     if (n_logits > 0) {
         /* Only the rows that will be sampled take the last layer's output and go through

@@ -37,11 +37,13 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+void hr_sort_doubles(double *v, size_t n) { qsort(v, n, sizeof *v, cmp_double); }
+
 void hr_summarize(hr_samples *s, hr_summary *out) {
     memset(out, 0, sizeof *out);
     out->n = s->n;
     if (s->n == 0) return;
-    qsort(s->v, s->n, sizeof *s->v, cmp_double);
+    hr_sort_doubles(s->v, s->n);
     double sum = 0;
     for (size_t i = 0; i < s->n; i++) sum += s->v[i];
     out->mean = sum / (double)s->n;

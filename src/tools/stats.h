@@ -25,6 +25,8 @@ typedef struct {
 /* The p-th percentile (0..100) of sorted values, interpolating linearly between the
  * two closest ranks, so that p50 of {1, 2} is 1.5 and p100 is the maximum. */
 double hr_percentile(const double *sorted, size_t n, double p);
+/* Sorts v[0..n) in place, ascending. */
+void hr_sort_doubles(double *v, size_t n);
 /* Sorts the samples in place and summarizes them. */
 void hr_summarize(hr_samples *s, hr_summary *out);
 
