@@ -15,7 +15,10 @@ PKGCFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS     = $(PKGLIBS) -lm -pthread
 
-RELEASE_FLAGS := -O2 -g
+# Hot loops start on 64-byte boundaries wherever the linker puts their functions: left to
+# chance, one unrelated line elsewhere moved attention's time by a third (the same step
+# took 4.9 or 6.5 ms on one thread depending on the alignment of its loops).
+RELEASE_FLAGS := -O2 -g -falign-functions=64 -falign-loops=64
 ASAN_FLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
@@ -25,7 +28,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 BUILD ?= build
 SETUP_STAMP := $(BUILD)/.setup-done
 
-.PHONY: all release asan run test setup clean bench
+.PHONY: all release asan run test setup clean bench FORCE
 all: release
 
 $(SETUP_STAMP): scripts/setup.sh
@@ -34,13 +37,19 @@ $(SETUP_STAMP): scripts/setup.sh
 
 setup: $(SETUP_STAMP)
 
-# One set of rules per build flavour.
+# One set of rules per build flavour. Its flags are kept in a file that changes only when
+# they do, so that changing them rebuilds everything (objects built with different flags
+# would be linked together otherwise).
 define flavour
 $(1)_OBJ      := $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(LIB_SRC))
 $(1)_CLI_OBJ  := $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(CLI_SRC))
 $(1)_TEST_OBJ := $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(TEST_SRC))
 
-$(BUILD)/$(1)/%.o: %.c $(SETUP_STAMP)
+$(BUILD)/$(1)/.flags: FORCE
+	@mkdir -p $$(dir $$@)
+	@echo '$$(BASEFLAGS) $(2)' | cmp -s - $$@ || echo '$$(BASEFLAGS) $(2)' > $$@
+
+$(BUILD)/$(1)/%.o: %.c $(SETUP_STAMP) $(BUILD)/$(1)/.flags
 	@mkdir -p $$(dir $$@)
 	@echo "  CC [$(1)] $$<"
 	@$$(CC) $$(BASEFLAGS) $$(PKGCFLAGS) $(2) -MMD -MP -c $$< -o $$@
@@ -76,7 +85,7 @@ test: release asan
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/release/bench/%,$(BENCH_SRC))
 
-$(BUILD)/release/bench/%: bench/%.c $(BUILD)/release/libheadroom.a
+$(BUILD)/release/bench/%: bench/%.c $(BUILD)/release/libheadroom.a $(BUILD)/release/.flags
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
 	@$(CC) $(BASEFLAGS) $(PKGCFLAGS) $(RELEASE_FLAGS) -o $@ $< $(BUILD)/release/libheadroom.a $(LDLIBS)
