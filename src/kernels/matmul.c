@@ -91,7 +91,7 @@ static void matmul_rows(void *ctx, int thread, int n_threads) {
             for (int64_t r = r0; r < r1; r += HR_KERNEL_ROWS) {
                 int nr = r1 - r < HR_KERNEL_ROWS ? (int)(r1 - r) : HR_KERNEL_ROWS;
                 p->rowdot(p->w + (uint64_t)r * p->row_bytes, p->row_bytes, nr, a, j->act_stride, j->cols, nt, yt + r,
-                          p->rows);
+                          p->rows, t0 == 0);
             }
             t0 += nt;
         }

@@ -27,6 +27,7 @@
 #define HR_KERNELS_SIMD_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -116,6 +117,15 @@ static inline __attribute__((always_inline)) void hr_prefetch_ahead(const uint8_
     for (int o = 0; o < bytes; o += 64) __builtin_prefetch(p + HR_PREFETCH_BYTES + o);
 }
 
+/* A kernel that walks a tile of rows side by side reads the matrix as a stream that
+ * advances a tile at a time, so "ahead" is the same place in a later tile, at least
+ * HR_PREFETCH_BYTES on in that order. (HR_PREFETCH_BYTES from each row pointed into rows
+ * of the tile being read: f16 decode went from 172-182 to 246-268 tokens/s on 110m and
+ * from 16.5-17.4 to 22.3-24.8 on 1b with this.) */
+static inline uint64_t hr_prefetch_tiles_ahead(uint64_t tile_bytes) {
+    return tile_bytes ? (HR_PREFETCH_BYTES + tile_bytes - 1) / tile_bytes * tile_bytes : HR_PREFETCH_BYTES;
+}
+
 /* Up to this many consecutive weight rows per kernel call. */
 enum { HR_KERNEL_ROWS = 4 };
 
@@ -124,9 +134,11 @@ enum { HR_KERNEL_ROWS = 4 };
  * n floats for float weights, else the weight kind's layout, 64-byte aligned). nr is 1 to
  * HR_KERNEL_ROWS, nt a power of two up to the set's max_tokens. Each output is computed
  * by the same operations in the same order whatever nr and nt are, so tiling, batching
- * and threading never change results. */
+ * and threading never change results. stream: the rows come from memory (the first token
+ * group to read them), so the kernel asks for rows ahead of those it decodes; later
+ * groups find them in cache, where asking would only fetch rows past the caller's. */
 typedef void (*hr_rowdot_fn)(const uint8_t *row, uint64_t row_bytes, int nr, const uint8_t *act, size_t act_stride,
-                             int64_t n, int nt, float *y, int64_t y_stride);
+                             int64_t n, int nt, float *y, int64_t y_stride, bool stream);
 /* Quantizes n floats (a whole number of the kind's blocks) into one activation row for
  * weights of type wtype. */
 typedef void (*hr_act_quant_fn)(const float *x, int64_t n, uint32_t wtype, uint8_t *row);
@@ -193,13 +205,13 @@ typedef struct {
  * (HR_DISPATCH_NT4 or _NT8) turning nt into a constant. */
 #define HR_ROWDOT_FLOAT(name, type, DISPATCH)                                                             \
     static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
-                     float *y, int64_t ys) {                                                              \
-        DISPATCH(float_rowdot, nt, type, row, rb, nr, act, stride, n, y, ys)                              \
+                     float *y, int64_t ys, bool stream) {                                                 \
+        DISPATCH(float_rowdot, nt, type, row, rb, nr, act, stride, n, y, ys, stream)                      \
     }
 #define HR_ROWDOT_ROWS(name, kernel, type, DISPATCH)                                                      \
     static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
-                     float *y, int64_t ys) {                                                              \
-        for (int r = 0; r < nr; r++) DISPATCH(kernel, nt, type, row + r * rb, act, stride, n, y + r, ys)  \
+                     float *y, int64_t ys, bool stream) {                                                 \
+        for (int r = 0; r < nr; r++) DISPATCH(kernel, nt, type, row + r * rb, act, stride, n, y + r, ys, stream) \
     }
 #define HR_ROWDOT_KERNELS(DISPATCH)                                                                       \
     HR_ROWDOT_FLOAT(rowdot_f32, HR_TYPE_F32, DISPATCH)                                                    \

@@ -72,8 +72,9 @@ AI __m256 load_live(uint32_t type, const uint8_t *p, int64_t i, int live) {
 /* R rows x nt tokens (R <= 2 with 16 vector registers): every activation load feeds R
  * FMAs. Rows past nr repeat row nr - 1 and their results are dropped. */
 AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
-                   int64_t n, float *y, int64_t ys, const int R, const int nt) {
+                   int64_t n, float *y, int64_t ys, bool stream, const int R, const int nt) {
     const uint8_t *w[2];
+    const uint64_t ahead = hr_prefetch_tiles_ahead((uint64_t)R * rb);
     __m256 acc[2][MAX_TOKENS];
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++) {
@@ -86,7 +87,7 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
         __m256 wv[2];
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
-            hr_prefetch_ahead(w[r] + elem_bytes(type) * i, 1);
+            if (stream) __builtin_prefetch(w[r] + ahead + elem_bytes(type) * i);
             wv[r] = load_live(type, w[r], i, live);
         }
 #pragma GCC unroll 4
@@ -107,9 +108,9 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
 
 /* Pairs of rows. */
 AI void float_rowdot(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
-                     int64_t n, float *y, int64_t ys, const int nt) {
+                     int64_t n, float *y, int64_t ys, bool stream, const int nt) {
     for (int r = 0; r < nr; r += 2)
-        float_tile(type, row + r * rb, rb, nr - r < 2 ? 1 : 2, act, stride, n, y + r, ys, 2, nt);
+        float_tile(type, row + r * rb, rb, nr - r < 2 ? 1 : 2, act, stride, n, y + r, ys, stream, 2, nt);
 }
 
 /* ---- q8_0 / q4_0 against a32 ------------------------------------------------------ */
@@ -119,7 +120,7 @@ AI void float_rowdot(uint32_t type, const uint8_t *row, uint64_t rb, int nr, con
  * d_w * d_x in one FMA. q4_0's levels carry an offset of 8, removed by the activations'
  * bias; q8_0 moves its sign onto the activations instead (see the top) and needs none. */
 AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
-                   int64_t ys, const int nt) {
+                   int64_t ys, bool stream, const int nt) {
     const int bb = type == HR_TYPE_Q8_0 ? 34 : 18;
     const int64_t nb = n / 32, nbp = hr_a32_blocks(n);
     const __m256i ones = _mm256_set1_epi16(1), nibble = _mm256_set1_epi8(0x0F);
@@ -128,7 +129,7 @@ AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2) {
         const uint8_t *b0 = row + b * bb;
-        hr_prefetch_ahead(b0, 2 * bb);
+        if (stream) hr_prefetch_ahead(b0, 2 * bb);
         int two = b + 1 < nb;
         __m256 dw = _mm256_set_m128(_mm_set1_ps(two ? load_half(b0 + bb) : 0.0f), _mm_set1_ps(load_half(b0)));
         __m256i w1, w2; /* first and second halves of both blocks */
@@ -222,7 +223,7 @@ AI __m256i k_levels(uint32_t type, const uint8_t *b, int v) {
 }
 
 AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
-                 int64_t ys, const int nt) {
+                 int64_t ys, bool stream, const int nt) {
     const int bb = type == HR_TYPE_Q4_K ? 144 : type == HR_TYPE_Q5_K ? 176 : 210;
     const size_t d_at = hr_a256_d_offset(n), bsums_at = hr_a256_bsums_offset(n);
     __m256 acc[MAX_TOKENS];
@@ -230,7 +231,7 @@ AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t s
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t blk = 0; blk < n / 256; blk++) {
         const uint8_t *b = row + blk * bb;
-        hr_prefetch_ahead(b, bb);
+        if (stream) hr_prefetch_ahead(b, bb);
         k_block k = k_head(type, b);
         __m256i dots[MAX_TOKENS];
 #pragma GCC unroll 4
@@ -307,7 +308,7 @@ HR_ACT_QUANTIZERS(quantize_halves)
 
 AI void scores_floats(uint32_t type, const uint8_t *k, size_t stride, int n_rows, const float *q, int64_t n,
                       float *scores) {
-    float_rowdot(type, k, stride, n_rows, (const uint8_t *)q, 0, n, scores, 0, 1);
+    float_rowdot(type, k, stride, n_rows, (const uint8_t *)q, 0, n, scores, 0, true, 1);
 }
 
 /* 8 levels of a q8_0 block from element j of the block, as f32 (not yet scaled). */

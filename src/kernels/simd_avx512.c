@@ -103,8 +103,9 @@ AI __m512 load_floats(uint32_t type, const uint8_t *p, int64_t i, __mmask16 m) {
  * f32 activations stay in L1 for rows of a few thousand. Rows past nr repeat row nr - 1
  * and their results are dropped. */
 AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
-                   int64_t n, float *y, int64_t ys, const int R, const int nt) {
+                   int64_t n, float *y, int64_t ys, bool stream, const int R, const int nt) {
     const uint8_t *w[HR_KERNEL_ROWS];
+    const uint64_t ahead = hr_prefetch_tiles_ahead((uint64_t)R * rb);
     __m512 acc[HR_KERNEL_ROWS][4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
@@ -117,7 +118,7 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
         __m512 wv[HR_KERNEL_ROWS];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            hr_prefetch_ahead(w[r] + (type == HR_TYPE_F32 ? 4 : 2) * i, 1);
+            if (stream) __builtin_prefetch(w[r] + ahead + (type == HR_TYPE_F32 ? 4 : 2) * i);
             wv[r] = load_floats(type, w[r], i, m);
         }
 #pragma GCC unroll 4
@@ -144,12 +145,12 @@ AI void float_tile(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const
 }
 
 AI void float_rowdot(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride,
-                     int64_t n, float *y, int64_t ys, const int nt) {
+                     int64_t n, float *y, int64_t ys, bool stream, const int nt) {
     if (nt == 8) {
-        float_tile(type, row, rb, nr, act, stride, n, y, ys, HR_KERNEL_ROWS, 4);
-        float_tile(type, row, rb, nr, act + 4 * stride, stride, n, y + 4 * ys, ys, HR_KERNEL_ROWS, 4);
+        float_tile(type, row, rb, nr, act, stride, n, y, ys, stream, HR_KERNEL_ROWS, 4);
+        float_tile(type, row, rb, nr, act + 4 * stride, stride, n, y + 4 * ys, ys, stream, HR_KERNEL_ROWS, 4);
     } else {
-        float_tile(type, row, rb, nr, act, stride, n, y, ys, HR_KERNEL_ROWS, nt);
+        float_tile(type, row, rb, nr, act, stride, n, y, ys, stream, HR_KERNEL_ROWS, nt);
     }
 }
 
@@ -229,7 +230,7 @@ AI void a32_quad(uint32_t type, const uint8_t *q, int64_t avail, const a32_shuff
  * correction (bias4, what the other levels use) would be one more load per token, and
  * loads, not arithmetic, bound this loop. */
 AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
-                   int64_t ys, const int nt) {
+                   int64_t ys, bool stream, const int nt) {
     const int bb = type == HR_TYPE_Q8_0 ? 34 : 18;
     const int64_t nb = n / 32, nbp = hr_a32_blocks(n);
     const a32_shuffles sh = a32_shuffles_for(type);
@@ -239,7 +240,7 @@ AI void a32_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t
     for (int64_t q = 0; q < nb; q += 4) {
         __m512i lo, hi, start;
         __m512 dw;
-        hr_prefetch_ahead(row + q * bb, 4 * bb);
+        if (stream) hr_prefetch_ahead(row + q * bb, 4 * bb);
         a32_quad(type, row + q * bb, (nb - q) * bb, &sh, &lo, &hi, &dw, &start);
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
@@ -316,7 +317,7 @@ AI __m512i k_levels(uint32_t type, const uint8_t *b, int v, const k_block *k) {
 }
 
 AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t stride, int64_t n, float *y,
-                 int64_t ys, const int nt) {
+                 int64_t ys, bool stream, const int nt) {
     const int bb = type == HR_TYPE_Q4_K ? 144 : type == HR_TYPE_Q5_K ? 176 : 210;
     const size_t d_at = hr_a256_d_offset(n), bsums_at = hr_a256_bsums_offset(n);
     /* Word i of a product vector covers elements 2i, 2i+1: its scale is number i / 8 of
@@ -328,7 +329,7 @@ AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t s
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t blk = 0; blk < n / 256; blk++) {
         const uint8_t *b = row + blk * bb;
-        hr_prefetch_ahead(b, bb);
+        if (stream) hr_prefetch_ahead(b, bb);
         k_block k = k_head(type, b);
         __m512i dots[MAX_TOKENS];
 #pragma GCC unroll 8

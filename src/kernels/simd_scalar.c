@@ -181,7 +181,8 @@ K_DOT(dot_q6_k, HR_TYPE_Q6_K, 210)
 /* The set's kernels: one row at a time. */
 #define ROWDOT(name, dot)                                                                          \
     static void name(const uint8_t *row, uint64_t row_bytes, int nr, const uint8_t *act, size_t act_stride, \
-                     int64_t n, int nt, float *y, int64_t y_stride) {                              \
+                     int64_t n, int nt, float *y, int64_t y_stride, bool stream) {                 \
+        (void)stream; /* no prefetching here */                                                   \
         for (int r = 0; r < nr; r++) dot(row + r * row_bytes, act, act_stride, n, nt, y + r, y_stride); \
     }
 
