@@ -228,12 +228,14 @@ tiny_model() {
     "$HR" synth --preset tiny --vocab "$SERVE_MODEL" --ctx 512 -o "$TMP/tiny.gguf" >/dev/null 2>"$TMP/synth.err"
 }
 
-# slow_model: the 110m shape (85M parameters, q8_0) with the same vocabulary in
+# slow_model: the 110m shape (85M parameters, f16) with the same vocabulary in
 # $TMP/slow.gguf. Its greedy output never ends early and a token takes milliseconds even
-# with the fastest kernels: 400 tokens last seconds, for the queue and disconnect tests.
+# with the fastest kernels: 400 tokens last more than a second, for the queue and
+# disconnect tests (in q8_0 they came to 0.71 s on 2 threads, and the disconnect test's
+# 0.7 s client sometimes got its whole answer).
 slow_model() {
     [ -e "$TMP/slow.gguf" ] && return 0
-    "$HR" synth --preset 110m --type q8_0 --vocab "$SERVE_MODEL" --ctx 512 -o "$TMP/slow.gguf" >/dev/null 2>"$TMP/synth.err"
+    "$HR" synth --preset 110m --type f16 --vocab "$SERVE_MODEL" --ctx 512 -o "$TMP/slow.gguf" >/dev/null 2>"$TMP/synth.err"
 }
 
 # ---------------------------------------------------------------- endpoints
