@@ -383,8 +383,7 @@ static bool is_stop(const hr_engine *e, const seq *s, int32_t token) {
 
 static void step_once(hr_engine *e) {
     seq *done = NULL;
-    const hr_forward_timing *timed = NULL; /* the forward step's times, when one ran */
-    bool decode = false;
+    hr_forward_timing *timed_into = NULL; /* with cfg.timing, where this step's times go */
     admit(e, &done);
     int32_t n_logits;
     int32_t n = build_batch(e, &n_logits);
@@ -395,10 +394,11 @@ static void step_once(hr_engine *e) {
     if (n > 0) {
         hr_batch batch = {.n_tokens = n, .tokens = e->b_tokens, .pos = e->b_pos, .seqs = e->b_kv, .want_logits = e->b_want};
         hr_error err = {0};
-        memset(&e->step_timing, 0, sizeof e->step_timing);
+        if (e->cfg.timing) {
+            memset(&e->step_timing, 0, sizeof e->step_timing);
+            timed_into = n_logits == n ? &e->stats.decode_timing : &e->stats.prefill_timing;
+        }
         hr_status st = hr_forward_batch(e->m, e->ws, e->kv, e->pool, &batch, e->logits, &err);
-        timed = &e->step_timing;
-        decode = n_logits == n;
         /* Commit what each sequence computed, registering full blocks for reuse. */
         for (int32_t i = 0; i < e->n_running; i++) {
             seq *s = e->running[i];
@@ -438,8 +438,7 @@ static void step_once(hr_engine *e) {
     e->stats.live_token_slots_sum += live;
     e->stats.allocated_token_slots_sum += (uint64_t)ks.blocks_used * (uint64_t)e->cfg.block_tokens;
     if (ks.blocks_used > e->stats.blocks_used_peak) e->stats.blocks_used_peak = ks.blocks_used;
-    if (timed && e->cfg.timing)
-        hr_forward_timing_add(decode ? &e->stats.decode_timing : &e->stats.prefill_timing, timed);
+    if (timed_into) hr_forward_timing_add(timed_into, &e->step_timing);
     for (int32_t i = e->n_running - 1; i >= 0; i--) {
         seq *s = e->running[i];
         if (s->finish == HR_FINISH_NONE) continue;

@@ -498,7 +498,7 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
         lap(&clock, &clock.t.other_ms);
         hr_matmul(pool, &m->output, ws->xb, n_logits, logits);
         lap(&clock, &clock.t.matmul_ms);
-        clock.t.matmul_macs += tensor_macs(&m->output, n_logits);
+        if (clock.on) clock.t.matmul_macs += tensor_macs(&m->output, n_logits);
     }
     if (clock.on) {
         /* Attention read every earlier position of each token, keys and values, in every layer. */
@@ -512,4 +512,3 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     }
     return HR_OK;
 }
-
