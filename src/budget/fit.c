@@ -26,17 +26,77 @@ static bool fits(const hr_fit_request *req, size_t prompt_tokens) {
     return (int64_t)prompt_tokens + (req->min_room > 0 ? req->min_room : 1) <= req->window;
 }
 
-/* Oldest turn that may be dropped: not a system message, and not the newest user
- * turn (the question being asked). -1 when only those remain. */
-static int droppable_turn(const json_t *messages) {
-    int last_user = -1;
-    for (size_t i = 0; i < json_array_size(messages); i++)
-        if (is_role(json_array_get(messages, i), "user")) last_user = (int)i;
-    for (size_t i = 0; i < json_array_size(messages); i++) {
+/* Numbers the turns truncate may drop, grouped into exchanges: a run of messages from
+ * one user turn up to the next, so that templates which insist that user and assistant
+ * alternate still render what is left. ex[i] is message i's exchange (0 the oldest), or
+ * -1 for a message that always stays: a system message, or the newest user turn (the
+ * question being asked). Returns the number of exchanges. */
+static int number_exchanges(const json_t *messages, int *ex) {
+    size_t n = json_array_size(messages), last_user = n;
+    for (size_t i = 0; i < n; i++)
+        if (is_role(json_array_get(messages, i), "user")) last_user = i;
+    int count = 0;
+    bool open = false;
+    for (size_t i = 0; i < n; i++) {
         const json_t *m = json_array_get(messages, i);
-        if (!is_role(m, "system") && (int)i != last_user) return (int)i;
+        if (is_role(m, "system") || i == last_user) {
+            ex[i] = -1;
+            open = false;
+            continue;
+        }
+        if (!open || is_role(m, "user")) count++;
+        open = true;
+        ex[i] = count - 1;
     }
-    return -1;
+    return count;
+}
+
+/* The conversation without its first k exchanges, with summary (when not NULL) as a
+ * system message after the leading system messages; a new reference, NULL out of memory. */
+static json_t *without_exchanges(const json_t *messages, const int *ex, int k, json_t *summary) {
+    json_t *out = json_array();
+    bool ok = out != NULL, placed = summary == NULL;
+    for (size_t i = 0; ok && i < json_array_size(messages); i++) {
+        json_t *m = json_array_get(messages, i);
+        if (!placed && !is_role(m, "system")) ok = json_array_append(out, summary) == 0, placed = true;
+        if (ok && (ex[i] < 0 || ex[i] >= k)) ok = json_array_append(out, m) == 0;
+    }
+    if (ok && !placed) ok = json_array_append(out, summary) == 0;
+    if (ok) return out;
+    json_decref(out);
+    return NULL;
+}
+
+/* Counts the conversation without its first k exchanges (and with summary) into
+ * prompt; *fit says whether prompt + min room fits the window. */
+static hr_status count_without(const hr_fit_request *req, const json_t *messages, const int *ex, int k,
+                               json_t *summary, hr_tokens *prompt, bool *fit, hr_error *err) {
+    json_t *shorter = without_exchanges(messages, ex, k, summary);
+    if (!shorter) return hr_fail(err, HR_ERR_NOMEM, "out of memory dropping turns");
+    hr_status st = count_chat(req, shorter, prompt, err);
+    json_decref(shorter);
+    *fit = st == HR_OK && fits(req, prompt->count);
+    return st;
+}
+
+/* The fewest exchanges, from lo up to n, whose dropping makes the conversation fit
+ * (n when none does); binary search, so a long conversation is rendered a logarithmic
+ * number of times rather than once per turn. */
+static hr_status fewest_exchanges(const hr_fit_request *req, const json_t *messages, const int *ex, int lo, int n,
+                                  json_t *summary, int *k_out, hr_error *err) {
+    hr_tokens probe = {0};
+    int hi = n, best = n;
+    hr_status st = HR_OK;
+    while (st == HR_OK && lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        bool fit;
+        st = count_without(req, messages, ex, mid, summary, &probe, &fit, err);
+        if (fit) best = mid, hi = mid - 1;
+        else lo = mid + 1;
+    }
+    hr_tokens_free(&probe);
+    *k_out = best;
+    return st;
 }
 
 /* The message to cut when dropping turns is not enough: the newest user turn, or else
@@ -57,6 +117,17 @@ static void join_pieces(const hr_vocab *v, const int32_t *ids, size_t from, size
     }
 }
 
+/* Sets a message's content to text. A cut between tokens can fall inside a character
+ * (byte tokens spell one a byte at a time): its stray continuation bytes go. */
+static hr_status set_content(json_t *msg, const hr_strbuf *text, hr_error *err) {
+    size_t skip = 0;
+    while (skip < text->len && ((unsigned char)text->data[skip] & 0xC0) == 0x80) skip++;
+    json_t *content = json_stringn(text->len > skip ? text->data + skip : "", text->len - skip);
+    if (!content || json_object_set_new(msg, "content", content) != 0)
+        return hr_fail(err, HR_ERR_NOMEM, "cannot set the shortened message (out of memory or not UTF-8)");
+    return HR_OK;
+}
+
 /* Cuts message idx from its start by the fewest tokens that make the prompt fit. */
 static hr_status cut_message(const hr_fit_request *req, json_t *messages, int idx, hr_tokens *prompt, hr_error *err) {
     json_t *msg = json_array_get(messages, (size_t)idx);
@@ -71,9 +142,9 @@ static hr_status cut_message(const hr_fit_request *req, json_t *messages, int id
         size_t mid = lo + (hi - lo) / 2;
         hr_strbuf rest = {0};
         join_pieces(req->vocab, ids.ids, mid, ids.count, &rest);
-        json_object_set_new(msg, "content", json_stringn(hr_strbuf_str(&rest), rest.len));
+        st = set_content(msg, &rest, err);
         hr_strbuf_free(&rest);
-        st = count_chat(req, messages, prompt, err);
+        if (st == HR_OK) st = count_chat(req, messages, prompt, err);
         if (st != HR_OK) break;
         if (fits(req, prompt->count)) {
             best = mid;
@@ -85,17 +156,18 @@ static hr_status cut_message(const hr_fit_request *req, json_t *messages, int id
     if (st == HR_OK && best <= ids.count) {
         hr_strbuf rest = {0};
         join_pieces(req->vocab, ids.ids, best, ids.count, &rest);
-        json_object_set_new(msg, "content", json_stringn(hr_strbuf_str(&rest), rest.len));
+        st = set_content(msg, &rest, err);
         hr_strbuf_free(&rest);
-        st = count_chat(req, messages, prompt, err);
+        if (st == HR_OK) st = count_chat(req, messages, prompt, err);
     }
     hr_tokens_free(&ids);
     return st;
 }
 
-/* First sentence (at most 160 bytes) of each dropped turn: what survives when the
- * model cannot summarize. */
-static void extractive_summary(const char *text, hr_strbuf *out) {
+/* First sentence (at most 160 bytes) of each dropped turn, the newest that fit in
+ * cap_bytes: what survives when the model cannot summarize. */
+static void extractive_summary(const char *text, size_t cap_bytes, hr_strbuf *out) {
+    hr_strbuf all = {0};
     for (const char *line = text; *line;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
@@ -105,34 +177,51 @@ static void extractive_summary(const char *text, hr_strbuf *out) {
         /* Do not cut inside a UTF-8 character. */
         while (keep < len && ((unsigned char)line[keep] & 0xC0) == 0x80) keep++;
         if (keep > 0) {
-            if (out->len) hr_strbuf_puts(out, " / ");
-            hr_strbuf_append(out, line, keep);
+            if (all.len) hr_strbuf_puts(&all, " / ");
+            hr_strbuf_append(&all, line, keep);
         }
         line = end ? end + 1 : line + len;
     }
+    /* Over the cap, the oldest sentences go, at a separator. */
+    const char *from = hr_strbuf_str(&all);
+    while (strlen(from) > cap_bytes) {
+        const char *next = strstr(from, " / ");
+        if (!next) {
+            from += strlen(from);
+            break;
+        }
+        from = next + 3;
+    }
+    hr_strbuf_puts(out, from);
+    hr_strbuf_free(&all);
 }
 
-/* Puts the summary of the dropped turns after the leading system messages. */
-static hr_status insert_summary(const hr_fit_request *req, json_t *messages, const hr_strbuf *dropped,
-                                hr_error *err) {
-    hr_strbuf summary = {0};
+/* The state message for the first k exchanges: the model's summary, or an extractive
+ * one of about a quarter of the window (a byte per window token). New reference, NULL
+ * out of memory. */
+static json_t *summary_message(const hr_fit_request *req, const json_t *messages, const int *ex, int k) {
+    hr_strbuf dropped = {0}, summary = {0}, content = {0};
+    for (size_t i = 0; i < json_array_size(messages); i++) {
+        if (ex[i] < 0 || ex[i] >= k) continue;
+        const json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        hr_strbuf_printf(&dropped, "%s%s: ", dropped.len ? "\n" : "", role ? role : "message");
+        hr_json_content_text(json_object_get(m, "content"), &dropped);
+    }
     hr_error ignored = {0};
-    if (!req->summarize || req->summarize(req->ctx, hr_strbuf_str(dropped), &summary, &ignored) != HR_OK ||
+    if (!req->summarize || req->summarize(req->ctx, hr_strbuf_str(&dropped), &summary, &ignored) != HR_OK ||
         summary.len == 0) {
         hr_strbuf_clear(&summary);
-        extractive_summary(hr_strbuf_str(dropped), &summary);
+        extractive_summary(hr_strbuf_str(&dropped), req->window > 160 ? (size_t)req->window : 160, &summary);
     }
-    hr_strbuf content = {0};
     hr_strbuf_printf(&content, "Summary of the earlier conversation: %s", hr_strbuf_str(&summary));
-    size_t at = 0;
-    while (at < json_array_size(messages) && is_role(json_array_get(messages, at), "system")) at++;
-    json_t *msg = json_pack("{s:s, s:s%}", "role", "system", "content", hr_strbuf_str(&content), content.len);
-    hr_status st = msg && json_array_insert_new(messages, at, msg) == 0
-                       ? HR_OK
-                       : hr_fail(err, HR_ERR_NOMEM, "out of memory inserting the summary");
+    json_t *msg = dropped.oom || summary.oom || content.oom
+                      ? NULL
+                      : json_pack("{s:s, s:s%}", "role", "system", "content", hr_strbuf_str(&content), content.len);
+    hr_strbuf_free(&dropped);
     hr_strbuf_free(&summary);
     hr_strbuf_free(&content);
-    return st;
+    return msg;
 }
 
 /* Final step for every policy: the numbers, and reject/clamp as hr_budget_apply says. */
@@ -150,41 +239,56 @@ static hr_status settle(const hr_fit_request *req, hr_fit_result *res, hr_error 
     return st;
 }
 
+/* Summarize: the state message of the k exchanges truncate drops, and as many more
+ * exchanges as it needs room for. False (leaving *k) when no number of them makes room,
+ * or the template will not take it: summarize then does what truncate does. */
+static bool place_summary(const hr_fit_request *req, const json_t *messages, const int *ex, int n_ex, int *k,
+                          json_t **summary) {
+    hr_error ignored = {0};
+    hr_tokens probe = {0};
+    int k_sum = n_ex;
+    bool fit = false;
+    *summary = summary_message(req, messages, ex, *k);
+    if (*summary && fewest_exchanges(req, messages, ex, *k, n_ex, *summary, &k_sum, &ignored) == HR_OK)
+        count_without(req, messages, ex, k_sum, *summary, &probe, &fit, &ignored);
+    hr_tokens_free(&probe);
+    if (fit) {
+        *k = k_sum;
+        return true;
+    }
+    json_decref(*summary);
+    *summary = NULL;
+    return false;
+}
+
 hr_status hr_fit_chat(const hr_fit_request *req, json_t *messages, hr_fit_result *res, hr_error *err) {
     memset(res, 0, sizeof *res);
     if (count_chat(req, messages, &res->prompt, err) != HR_OK) return err->status;
     bool shrink = req->policy == HR_POLICY_TRUNCATE || req->policy == HR_POLICY_SUMMARIZE;
-    hr_strbuf dropped = {0};
-    hr_status st = HR_OK;
-    while (shrink && st == HR_OK && !fits(req, res->prompt.count)) {
-        int turn = droppable_turn(messages);
-        if (turn < 0) break;
-        json_t *msg = json_array_get(messages, (size_t)turn);
-        const char *role = json_string_value(json_object_get(msg, "role"));
-        hr_strbuf_printf(&dropped, "%s%s: ", dropped.len ? "\n" : "", role ? role : "message");
-        hr_json_content_text(json_object_get(msg, "content"), &dropped);
-        json_array_remove(messages, (size_t)turn);
-        res->messages_dropped++;
-        st = count_chat(req, messages, &res->prompt, err);
-    }
-    if (st == HR_OK && req->policy == HR_POLICY_SUMMARIZE && res->messages_dropped > 0) {
-        st = insert_summary(req, messages, &dropped, err);
-        res->summarized = st == HR_OK;
+    if (!shrink || fits(req, res->prompt.count)) return settle(req, res, err);
+    size_t n = json_array_size(messages);
+    int *ex = malloc((n + 1) * sizeof *ex);
+    if (!ex) return hr_fail(err, HR_ERR_NOMEM, "out of memory fitting %zu messages", n);
+    int n_ex = number_exchanges(messages, ex), k = 0;
+    json_t *summary = NULL;
+    hr_status st = fewest_exchanges(req, messages, ex, 1, n_ex, NULL, &k, err);
+    if (st == HR_OK && req->policy == HR_POLICY_SUMMARIZE && k > 0)
+        res->summarized = place_summary(req, messages, ex, n_ex, &k, &summary);
+    if (st == HR_OK && k > 0) {
+        json_t *kept = without_exchanges(messages, ex, k, summary);
+        st = kept && json_array_clear(messages) == 0 && json_array_extend(messages, kept) == 0
+                 ? HR_OK
+                 : hr_fail(err, HR_ERR_NOMEM, "out of memory dropping turns");
+        json_decref(kept);
+        for (size_t i = 0; i < n; i++) res->messages_dropped += ex[i] >= 0 && ex[i] < k;
         if (st == HR_OK) st = count_chat(req, messages, &res->prompt, err);
-        /* The summary takes room: older turns go until it fits, as under truncate. */
-        while (st == HR_OK && !fits(req, res->prompt.count)) {
-            int turn = droppable_turn(messages);
-            if (turn < 0) break;
-            json_array_remove(messages, (size_t)turn);
-            res->messages_dropped++;
-            st = count_chat(req, messages, &res->prompt, err);
-        }
     }
-    if (shrink && st == HR_OK && !fits(req, res->prompt.count) && json_array_size(messages) > 0) {
+    json_decref(summary);
+    free(ex);
+    if (st == HR_OK && !fits(req, res->prompt.count) && json_array_size(messages) > 0) {
         st = cut_message(req, messages, cuttable_message(messages), &res->prompt, err);
         res->message_cut = st == HR_OK;
     }
-    hr_strbuf_free(&dropped);
     if (st == HR_OK) st = settle(req, res, err);
     return st;
 }

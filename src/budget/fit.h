@@ -2,10 +2,14 @@
  * model's own tokenizer on the fully rendered prompt:
  *   reject    refuse when prompt + max_tokens exceeds the window;
  *   clamp     grant min(max_tokens, room); refuse only when room < min_room;
- *   truncate  drop whole oldest non-system turns (the system prompt and the newest user
- *             turn stay) until prompt + min_room fits; a single oversized message is cut
- *             from its start; a plain prompt is cut from the left; then clamp;
- *   summarize like truncate, but the dropped turns come back as one short state message.
+ *   truncate  drop the fewest oldest exchanges (a user turn and the replies up to the
+ *             next; the system prompt and the newest user turn stay) that make prompt +
+ *             min_room fit, found by binary search so a long conversation costs a few
+ *             renders; a single oversized message is cut from its start, between
+ *             characters; a plain prompt is cut from the left; then clamp;
+ *   summarize like truncate, but the dropped turns come back as one short state message
+ *             (and more exchanges go to make room for it); when no number of them does,
+ *             or the template refuses the message, it does what truncate does.
  *
  * Owns: the token ids of the prompt it settles on (hr_fit_result_free).
  * Must not: render templates or generate text itself: the caller passes a renderer and

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/args.h"
@@ -13,10 +14,11 @@ static const char SERVE_HELP[] =
     "usage: headroom serve -m MODEL [options]\n"
     "\n"
     "Serves MODEL over an OpenAI-compatible HTTP API: /v1/chat/completions, /v1/completions,\n"
-    "/v1/models, /v1/budget (the budget answer without generating), /tokenize, /detokenize,\n"
-    "/health, /metrics (Prometheus) and /v1/headroom (live pool and room). Every request is\n"
-    "counted with the model's tokenizer and fitted to the window by its policy, or refused\n"
-    "with HTTP 400 code context_length_exceeded and the numbers.\n"
+    "/v1/models, /v1/budget (the budget answer; it generates only a summarize policy's\n"
+    "summary), /tokenize, /detokenize, /health, /metrics (Prometheus) and /v1/headroom (live\n"
+    "pool and room). Every request is counted with the model's tokenizer and fitted to the\n"
+    "window by its policy, or refused with HTTP 400 code context_length_exceeded and the\n"
+    "numbers.\n"
     "\n"
     "options:\n"
     "  -m, --model PATH          model file (.gguf or llama2.c .bin)\n"
@@ -119,6 +121,13 @@ int hr_cmd_serve(int argc, char **argv) {
         return 2;
     }
     cfg.engine.kv_type = kt;
+    /* Each connection holds a descriptor: take all the system allows rather than the
+     * usual soft limit of 1024. */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     hr_model *model = NULL;
     hr_server *server = NULL;
     if (hr_model_load(&model, model_path, tokenizer_path, &err) != HR_OK ||

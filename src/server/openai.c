@@ -117,6 +117,31 @@ static bool valid_messages(const json_t *messages, bad_field *bad) {
     return true;
 }
 
+/* Checks messages and returns a copy in which every content is a string, the shape chat
+ * templates expect: text parts joined as the plain renderer joins them, null or absent
+ * content empty. New reference; NULL (bad filled) when they are invalid. */
+static json_t *text_messages(const json_t *messages, bad_field *bad) {
+    if (!valid_messages(messages, bad)) return NULL;
+    json_t *copy = json_deep_copy(messages);
+    size_t i;
+    json_t *m;
+    json_array_foreach(copy, i, m) {
+        json_t *content = json_object_get(m, "content");
+        if (json_is_string(content)) continue;
+        hr_strbuf text = {0};
+        hr_json_content_text(content, &text);
+        json_t *joined = text.oom ? NULL : json_stringn(hr_strbuf_str(&text), text.len);
+        hr_strbuf_free(&text);
+        if (!joined || json_object_set_new(m, "content", joined) != 0) {
+            json_decref(copy);
+            copy = NULL;
+            break;
+        }
+    }
+    if (!copy) fail_field(bad, "messages", "out of memory copying 'messages'");
+    return copy;
+}
+
 static bool parse_stops(const json_t *root, api_request *r, bad_field *bad) {
     const json_t *stop = json_object_get(root, "stop");
     if (!stop || json_is_null(stop)) return true;
@@ -154,9 +179,8 @@ static bool parse_request(const hr_server *s, api_kind kind, json_t *root, api_r
     r->sampling.seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)r;
     if (!json_is_object(root)) return fail_field(bad, "body", "the body must be a JSON object");
     if (kind == API_CHAT) {
-        if (!valid_messages(json_object_get(root, "messages"), bad)) return false;
-        r->messages = json_deep_copy(json_object_get(root, "messages"));
-        if (!r->messages) return fail_field(bad, "messages", "out of memory copying 'messages'");
+        r->messages = text_messages(json_object_get(root, "messages"), bad);
+        if (!r->messages) return false;
     } else {
         const json_t *p = json_object_get(root, "prompt");
         if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
@@ -560,6 +584,9 @@ static json_t *parse_json(struct MHD_Connection *c, const char *body, size_t len
 /* Runs the budget for r; on failure answers the client (400 with the numbers). */
 static bool fit_request(hr_server *s, struct MHD_Connection *c, api_request *r, hr_fit_result *fit, bool dry_run,
                         enum MHD_Result *answered) {
+    /* Every way out leaves fit freeable and recordable, including a refusal before any
+     * fitting began (a bad token id). */
+    memset(fit, 0, sizeof *fit);
     hr_engine_stats es;
     hr_server_engine_stats(s, &es);
     /* A chat prompt carries its special tokens as template text; a plain prompt is the
@@ -729,8 +756,9 @@ enum MHD_Result hr_api_tokenize(hr_server *s, struct MHD_Connection *c, const ch
     if (json_object_get(root, "messages")) {
         /* A conversation is counted exactly as a chat request would be. */
         add_special = true;
-        if (!valid_messages(json_object_get(root, "messages"), &bad)) st = HR_ERR_INVALID;
-        else st = hr_chat_render(s->chat, json_object_get(root, "messages"), &text, &err);
+        json_t *messages = text_messages(json_object_get(root, "messages"), &bad);
+        st = messages ? hr_chat_render(s->chat, messages, &text, &err) : HR_ERR_INVALID;
+        json_decref(messages);
     } else if (!json_is_string(content)) {
         fail_field(&bad, "content", "'content' must be a string (or send 'messages')");
         st = HR_ERR_INVALID;

@@ -7,6 +7,10 @@
 #include "server/http.h"
 #include "server/server_internal.h"
 
+/* Open connections at once (each has a thread; past this, new ones are closed at once).
+ * The library's default is select()'s limit, 1020, which a thousand idle sockets fill. */
+enum { MAX_CONNECTIONS = 4096 };
+
 typedef struct {
     hr_strbuf body;
     bool too_large;
@@ -104,7 +108,8 @@ static enum MHD_Result dispatch(hr_server *s, struct MHD_Connection *c, const ch
     if (strcmp(url, "/health") != 0 && !authorized(s, c))
         return hr_http_send_error(c, 401, "invalid_request_error", NULL, "invalid_api_key",
                                   "missing or wrong API key: send the header 'Authorization: Bearer KEY'");
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    /* HEAD is GET without the body (the library leaves the body out). */
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
     if (get && routes[i].get) return routes[i].get(s, c);
     if (post && routes[i].post) {
         if (st->too_large)
@@ -113,7 +118,7 @@ static enum MHD_Result dispatch(hr_server *s, struct MHD_Connection *c, const ch
         if (st->body.oom) return hr_http_send_error(c, 500, "server_error", NULL, NULL, "out of memory reading the body");
         return routes[i].post(s, c, hr_strbuf_str(&st->body), st->body.len);
     }
-    return hr_http_send_not_allowed(c, routes[i].get ? "GET" : "POST", method, url);
+    return hr_http_send_not_allowed(c, routes[i].get ? "GET, HEAD" : "POST", method, url);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -182,11 +187,15 @@ hr_status hr_server_start(hr_server **out, const hr_model *model, const hr_serve
         if (res) freeaddrinfo(res);
     }
     if (st == HR_OK) {
-        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        /* poll, not select: select cannot watch a descriptor past FD_SETSIZE (1024), so
+         * a thousand idle connections would lock every later client out. */
+        unsigned flags =
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
         if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
         s->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                                     (unsigned)600, MHD_OPTION_END);
+                                     (unsigned)600, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+                                     MHD_OPTION_END);
         if (!s->daemon)
             st = hr_fail(err, HR_ERR_IO, "cannot listen on %s:%u (in use, or not an address of this machine?)", s->host,
                          (unsigned)cfg->port);

@@ -488,8 +488,10 @@ test_serve_policy_truncate_drops_oldest_turns_and_keeps_the_system_message() {
         local kept fewer
         kept=$(count_messages "$(jq -c --argjson d "$dropped" '[.[0]] + .[(1 + $d):]' <<<"$conv")")
         [ "$kept" = "$prompt" ] || bad+=("truncate: prompt_tokens $prompt is not the count of system + the newest $((16 - dropped)) turns ($kept): the system message was not kept or other turns were dropped")
-        fewer=$(count_messages "$(jq -c --argjson d "$dropped" '[.[0]] + .[$d:]' <<<"$conv")")
-        [ "$fewer" -gt 448 ] || bad+=("truncate dropped $dropped turns where $((dropped - 1)) would fit ($fewer tokens)")
+        # Turns go by exchanges (a user turn and its answer), so that the roles still alternate.
+        [ $((dropped % 2)) = 0 ] || bad+=("truncate dropped $dropped turns: half an exchange")
+        fewer=$(count_messages "$(jq -c --argjson d "$dropped" '[.[0]] + .[($d - 1):]' <<<"$conv")")
+        [ "$fewer" -gt 448 ] || bad+=("truncate dropped $dropped turns where $((dropped - 2)) would fit ($fewer tokens)")
     fi
     [ "$(outcome truncated)" = 1 ] || bad+=("outcome truncated is '$(outcome truncated)'")
     # A single oversized message is cut from its start.
@@ -694,6 +696,70 @@ test_serve_bad_message_content_and_role_get_400() {
     want_code 200 "content as text parts"
     want "content as text parts is read as its text" '.choices[0].message.content == $t and .usage.prompt_tokens == 5' --arg t "$SERVE_GREEDY"
     still_serves "after bad messages:"
+    serve_finish $name
+}
+
+# What an adversarial client found: each of these crashed the server, took minutes of CPU,
+# or gave a wrong answer before.
+test_serve_hostile_conversations_are_fitted_fast_and_safely() {
+    local name=serve_hostile_conversations_are_fitted_fast_and_safely bad=()
+    serve_begin $name --policy truncate || return
+    local p
+    for p in '[1,-5]' '[99999]' '[1,"x"]'; do
+        post /v1/budget "{\"prompt\":$p}"
+        want_code 400 "budget of prompt $p (a bad token id)"
+        want "budget of prompt $p: the error names the prompt" '.error.param == "prompt"'
+    done
+    # 20000 turns: dropping the oldest renders the conversation a logarithmic number of
+    # times (once per dropped turn took minutes).
+    jq -nc '{messages: [range(20000) as $i | {role: (if $i % 2 == 0 then "user" else "assistant" end),
+             content: "word \($i)"}], max_tokens: 2}' >"$TMP/long.json"
+    for p in truncate summarize; do
+        jq -c --arg p $p '. + {context_policy: $p}' "$TMP/long.json" >"$TMP/long_$p.json"
+        local t0=$SECONDS
+        http POST /v1/budget -H 'Content-Type: application/json' --data-binary @"$TMP/long_$p.json"
+        want_code 200 "$p of 20000 turns"
+        want "$p of 20000 turns: whole exchanges dropped, the rest fits" \
+            '.headroom | .messages_dropped % 2 == 0 and .messages_dropped > 19000 and .prompt_tokens < 512'
+        [ $((SECONDS - t0)) -le 15 ] || bad+=("$p of 20000 turns took $((SECONDS - t0)) s")
+    done
+    # A message of CJK characters is cut between characters, keeping all that fits.
+    post /v1/budget "$(jq -nc '{messages: [{role: "user", content: ("日" * 400)}], max_tokens: 2}')"
+    want_code 200 "truncate of one CJK message"
+    want "truncate of one CJK message: cut, most of the window kept" \
+        '.headroom | .message_cut == true and .prompt_tokens > 400 and .prompt_tokens < 512'
+    # The summary never costs the fit: where truncate fits, summarize fits.
+    jq -nc '[range(41) as $i | {role: (if $i % 2 == 0 then "user" else "assistant" end),
+             content: "Turn \($i): Lily went to the park and played with her friend Ben all day long."}]
+            + [{role: "user", content: "What happened next?"}]' >"$TMP/conv41.json"
+    for p in truncate summarize; do
+        post /v1/budget "$(jq -c --arg p $p '{messages: ., max_tokens: 2, context_policy: $p}' "$TMP/conv41.json")"
+        want_code 200 "$p of 42 turns"
+    done
+    # A prompt over the window with no max_tokens under reject: the prompt is at fault.
+    post /v1/budget "$(jq -nc --arg t "$(story 90)" '{messages: [{role: "user", content: $t}], context_policy: "reject"}')"
+    want_code 400 "reject of a prompt over the window"
+    want "reject of a prompt over the window: says to shorten the prompt, not to lower max tokens to 0" \
+        '(.error.message | test("shorten the prompt by [0-9]+ token")) and (.error.message | test("max tokens to 0") | not)'
+    # HEAD is GET without the body.
+    http HEAD /health -I
+    want_code 200 "HEAD /health"
+    # More idle connections than select() can watch (FD_SETSIZE 1024) lock nobody out.
+    python3 - "$SRV" >"$TMP/idle.out" 2>&1 <<'PY' || bad+=("1100 idle connections: $(tail -3 "$TMP/idle.out")")
+import resource, socket, sys, urllib.parse, urllib.request
+url = urllib.parse.urlsplit(sys.argv[1])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+idle = []
+for _ in range(1100):
+    s = socket.create_connection((url.hostname, url.port))
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    idle.append(s)
+with urllib.request.urlopen(sys.argv[1] + "/health", timeout=20) as r:
+    assert r.status == 200, r.status
+print("ok")
+PY
+    still_serves "after hostile conversations:"
     serve_finish $name
 }
 
@@ -1109,6 +1175,13 @@ test_serve_chat_template_builtin_counts_the_rendered_prompt() {
     want_code 200 "chat through chatml"
     want "prompt counted after the chatml template" ".usage.prompt_tokens == $want and .headroom.prompt_tokens == $want"
     [ "${want:-0}" -gt 10 ] || bad+=("the chatml render counted only '$want' tokens")
+    # Content as text parts, or null, reaches the template as the string it stands for.
+    local as_text as_parts
+    as_text=$(count_messages '[{"role":"user","content":"Once upon a time"},{"role":"assistant","content":""},{"role":"user","content":"x"}]')
+    as_parts=$(count_messages '[{"role":"user","content":[{"type":"text","text":"Once upon"},{"type":"text","text":" a time"}]},{"role":"assistant","content":null},{"role":"user","content":"x"}]')
+    [ -n "$as_text" ] && [ "$as_text" = "$as_parts" ] || bad+=("chatml: parts and null content count $as_parts tokens, the same text as strings $as_text")
+    post /v1/chat/completions '{"messages":[{"role":"user","content":[{"type":"text","text":"Once upon a time"}]}],"max_tokens":2}'
+    want_code 200 "chatml: content as text parts"
     serve_finish $name
     "$HR" serve -m "$SERVE_MODEL" --port 0 --chat-template no-such-template >/dev/null 2>"$TMP/tmpl.err"
     [ $? -eq 1 ] && grep -q "no-such-template" "$TMP/tmpl.err" ||

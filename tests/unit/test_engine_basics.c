@@ -131,6 +131,16 @@ HR_TEST(budget_clamps_rejects_and_states_the_numbers) {
     HR_CHECKF(strstr(err.msg, "100 tokens of a 100-token window"), "message: %s", err.msg);
     b = (hr_budget){.window = 100, .prompt_tokens = 90, .max_tokens_requested = 5, .min_room = 20};
     HR_CHECK_EQ_INT(hr_budget_apply(&b, &err), HR_ERR_RANGE);
+    /* With no room left the advice is to shorten the prompt, never "lower max tokens to 0". */
+    b = (hr_budget){.window = 512, .prompt_tokens = 512, .max_tokens_requested = 1, .policy = HR_POLICY_REJECT};
+    HR_CHECK_EQ_INT(hr_budget_apply(&b, &err), HR_ERR_RANGE);
+    HR_CHECKF(strstr(err.msg, "513 tokens (512 prompt + 1 to generate)") && strstr(err.msg, "shorten the prompt by 1 token") &&
+                  !strstr(err.msg, "max tokens to 0"),
+              "message: %s", err.msg);
+    b = (hr_budget){.window = 512, .prompt_tokens = 800, .max_tokens_requested = 0, .policy = HR_POLICY_REJECT};
+    HR_CHECK_EQ_INT(hr_budget_apply(&b, &err), HR_ERR_RANGE);
+    HR_CHECKF(strstr(err.msg, "800 tokens of a 512-token window") && strstr(err.msg, "shorten the prompt by 289 tokens"),
+              "message: %s", err.msg);
     b = (hr_budget){.window = 100, .prompt_tokens = 10, .max_tokens_requested = -1};
     HR_CHECK_EQ_INT(hr_budget_apply(&b, &err), HR_ERR_INVALID);
 }
