@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/error.h"
 
@@ -20,11 +21,21 @@ typedef struct {
 hr_status hr_file_map(hr_mapped_file *out, const char *path, hr_error *err);
 void hr_file_unmap(hr_mapped_file *file);
 
-/* Reads a whole file into a malloc'd buffer (caller frees), NUL-terminated for
- * convenience; size_bytes excludes the terminator. */
-hr_status hr_file_read_all(const char *path, char **out, size_t *size_bytes, hr_error *err);
+/* Whole reads stop here: a text input larger than this is a mistake, not a prompt. */
+#define HR_FILE_READ_MAX_BYTES (1 << 30)
 
-/* Writes size_bytes to path atomically (temporary file + rename). */
+/* Reads a whole file (or a pipe; not a directory or a device) into a malloc'd buffer
+ * (caller frees), NUL-terminated for convenience; size_bytes excludes the terminator. */
+hr_status hr_file_read_all(const char *path, char **out, size_t *size_bytes, hr_error *err);
+/* The same for an open stream (stdin); name is how errors call it. */
+hr_status hr_file_read_stream(FILE *f, const char *name, char **out, size_t *size_bytes, hr_error *err);
+
+/* The file a writer of path must replace: path itself, or where a symbolic link points,
+ * so the link stays. Refuses an existing path that is not a regular file (a device, a
+ * FIFO, a directory), which a temporary file renamed over it would destroy. */
+hr_status hr_file_output_path(const char *path, char *resolved, size_t cap, hr_error *err);
+
+/* Writes size_bytes to path atomically (temporary file + rename over hr_file_output_path). */
 hr_status hr_file_write_all(const char *path, const void *data, size_t size_bytes, hr_error *err);
 
 #endif

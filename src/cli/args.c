@@ -55,7 +55,7 @@ bool hr_arg_size(const char *cmd, const char *flag, const char *text, uint64_t *
         const char *suffix;
         int shift;
     } units[] = {{"", 0}, {"K", 10}, {"KiB", 10}, {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40}, {"TiB", 40}};
-    if (errno == 0 && end != text && text[0] != '-')
+    if (errno == 0 && end != text && text[0] >= '0' && text[0] <= '9') /* strtoull takes " -1" as 2^64 - 1 */
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
             if (strcasecmp(end, units[i].suffix) == 0 && v <= (UINT64_MAX >> units[i].shift)) {
                 *out = (uint64_t)v << units[i].shift;

@@ -325,7 +325,7 @@ int hr_cmd_bench(int argc, char **argv) {
         {"--prompt-tokens", NULL, HR_OPT_TEXT, &o.prompt_spec, 0, 0, NULL},
         {"--max-tokens", NULL, HR_OPT_TEXT, &o.max_spec, 0, 0, NULL},
         {"--overflow-share", NULL, HR_OPT_FLOAT, &o.overflow_share, 0, 1, NULL},
-        {"--window", NULL, HR_OPT_INT, &o.window, 1, 1ll << 32, NULL},
+        {"--window", NULL, HR_OPT_INT, &o.window, 1, HR_MAX_WINDOW_TOKENS, NULL},
         {"--stream", NULL, HR_OPT_FLAG, &o.stream, 0, 0, NULL},
         {"--json", NULL, HR_OPT_TEXT, &o.json_path, 0, 0, NULL},
         {"--soak", NULL, HR_OPT_FLAG, &o.soak, 0, 0, NULL},

@@ -1,7 +1,9 @@
 /* headroom convert — llama2.c checkpoint + tokenizer.bin -> GGUF llama model. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "base/file.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "formats/ggml_type.h"
@@ -22,6 +24,12 @@ static const char CONVERT_HELP[] =
     "                        q4_0, q4_k, q5_k, q6_k (norm weights stay f32)\n"
     "      --name NAME       general.name (default: the checkpoint's file name)\n"
     "  -h, --help            this help\n";
+
+/* True when both paths name one file (the output would replace an input). */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 
 int hr_cmd_convert(int argc, char **argv) {
     const char *in_path = NULL, *tok_path = NULL, *out_path = NULL, *type_name = "f32", *name = NULL;
@@ -53,6 +61,15 @@ int hr_cmd_convert(int argc, char **argv) {
     hr_type type;
     if (hr_type_from_name(type_name, &type, &err) != HR_OK) {
         fprintf(stderr, "headroom convert: --type: %s\n", err.msg);
+        return 2;
+    }
+    char target[1024];
+    if (hr_file_output_path(out_path, target, sizeof target, &err) != HR_OK) {
+        fprintf(stderr, "headroom convert: -o: %s\n", err.msg);
+        return 2;
+    }
+    if (same_file(target, in_path) || (tok_path && same_file(target, tok_path))) {
+        fprintf(stderr, "headroom convert: -o %s is one of the inputs; write the GGUF elsewhere\n", out_path);
         return 2;
     }
     hr_model *m = NULL;

@@ -185,37 +185,9 @@ static hr_status render_chat(const model_tokenizer *m, const count_options *o, c
     return st;
 }
 
-static hr_status read_stdin(char **text, size_t *len, hr_error *err) {
-    size_t cap = 1 << 16;
-    char *buf = malloc(cap);
-    *len = 0;
-    while (buf) {
-        if (*len + 1 == cap) {
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        size_t n = fread(buf + *len, 1, cap - *len - 1, stdin);
-        if (n == 0) break;
-        *len += n;
-    }
-    if (!buf) return hr_fail(err, HR_ERR_NOMEM, "out of memory reading stdin");
-    buf[*len] = '\0';
-    if (ferror(stdin)) {
-        free(buf);
-        return hr_fail(err, HR_ERR_IO, "reading stdin failed");
-    }
-    *text = buf;
-    return HR_OK;
-}
 
 static hr_status read_input(const count_options *o, char **text, size_t *len, hr_error *err) {
-    if (o->file && strcmp(o->file, "-") == 0) return read_stdin(text, len, err);
+    if (o->file && strcmp(o->file, "-") == 0) return hr_file_read_stream(stdin, "stdin", text, len, err);
     if (o->file) return hr_file_read_all(o->file, text, len, err);
     *len = strlen(o->text);
     *text = strdup(o->text);

@@ -161,7 +161,7 @@ static void print_memory(const doctor_options *o, const hr_model_shape *s, const
     printf("  weights        %s (%s parameters, mapped from the file)\n", fmt_b(s->weight_bytes, b1), params);
     printf("  KV pool        %s (%lld tokens x %llu B)\n", fmt_b(p->pool_bytes, b1), (long long)p->pool_tokens,
            (unsigned long long)p->bytes_per_token);
-    uint64_t total = s->weight_bytes + p->pool_bytes;
+    uint64_t total = hr_sat_add_u64(s->weight_bytes, p->pool_bytes);
     bool fits = total <= o->mem;
     printf("  total          %s of %s (%s): %s\n", fmt_b(total, b1), fmt_b(o->mem, b2), mem_source,
            fits ? "fits" : "does NOT fit");

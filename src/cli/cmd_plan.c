@@ -144,6 +144,10 @@ static void print_table(const hr_model_shape *s, const plan_options *o, uint32_t
     }
 }
 
+/* A byte count as JSON: saturated counts (UINT64_MAX) show as the largest integer JSON
+ * readers take, not as -1. */
+static json_t *json_bytes(uint64_t bytes) { return json_integer(bytes > INT64_MAX ? INT64_MAX : (json_int_t)bytes); }
+
 static json_t *shape_json(const hr_model_shape *s) {
     json_t *rope = s->rope.type[0] ? json_pack("{s:s, s:f, s:I}", "type", s->rope.type, "factor", s->rope.factor,
                                                "original_context", (json_int_t)s->rope.original_ctx)
@@ -169,12 +173,12 @@ static int print_json(const hr_model_shape *s, const plan_options *o, uint32_t k
         hr_capacity_row r;
         int64_t prompt = row_prompt(o, targets[i]);
         hr_capacity_row_compute(s, kv, targets[i], prompt, o->parallel, o->mem, &r);
-        json_array_append_new(rows, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "context", (json_int_t)r.ctx,
-                                              "kv_bytes_per_sequence", (json_int_t)r.kv_bytes_per_seq, "prompt_tokens",
+        json_array_append_new(rows, json_pack("{s:I, s:o, s:I, s:I, s:I, s:o, s:b}", "context", (json_int_t)r.ctx,
+                                              "kv_bytes_per_sequence", json_bytes(r.kv_bytes_per_seq), "prompt_tokens",
                                               (json_int_t)prompt, "max_new_tokens",
                                               (json_int_t)(r.max_new_tokens > 0 ? r.max_new_tokens : 0),
                                               "sequences_fit", (json_int_t)r.seqs_fit, "total_bytes",
-                                              (json_int_t)r.total_bytes, "fits", r.fits));
+                                              json_bytes(r.total_bytes), "fits", r.fits));
     }
     json_t *root =
         json_pack("{s:o, s:s, s:I, s:o, s:I, s:I, s:b, s:s, s:I, s:s, s:I, s:o}", "model", shape_json(s), "kv_type",

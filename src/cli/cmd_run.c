@@ -285,6 +285,13 @@ static int run_batch(hr_engine *e, const hr_model *m, const run_options *o) {
         fprintf(stderr, "headroom run: --prompts: %s\n", err.msg);
         return 1;
     }
+    const char *nul = memchr(buf, '\0', len);
+    if (nul) {
+        fprintf(stderr, "headroom run: --prompts: '%s' has a NUL byte at offset %zu; prompts are text, one per line\n",
+                o->prompts_path, (size_t)(nul - buf));
+        free(buf);
+        return 1;
+    }
     char **lines;
     size_t n = split_lines(buf, len, &lines);
     run_output *outs = calloc(n ? n : 1, sizeof *outs);

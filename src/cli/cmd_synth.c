@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "base/rng.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -194,6 +195,11 @@ int hr_cmd_synth(int argc, char **argv) {
         return 2;
     }
     hr_error err = {0};
+    char target[1024];
+    if (hr_file_output_path(out_path, target, sizeof target, &err) != HR_OK) {
+        fprintf(stderr, "headroom synth: -o: %s\n", err.msg);
+        return 2;
+    }
     if (synthesize(preset, type_name, vocab_path, (int32_t)ctx, seed, &rope, out_path, &err) != HR_OK) {
         fprintf(stderr, "headroom synth: %s\n", err.msg);
         return 1;

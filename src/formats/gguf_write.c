@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "formats/ggml_type.h"
 
 enum { DEFAULT_ALIGNMENT = 32, GGUF_VERSION = 3 };
@@ -439,11 +440,12 @@ hr_status hr_gguf_writer_write(hr_gguf_writer *w, const char *path, hr_error *er
         free(head.p);
         return s;
     }
-    char tmp[1100];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+    char target[1024], tmp[1100];
+    if (hr_file_output_path(path, target, sizeof target, err) != HR_OK) {
         free(head.p);
-        return hr_fail(err, HR_ERR_INVALID, "gguf writer: path '%.200s...' is too long", path);
+        return err->status;
     }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", target, (int)getpid());
     sink o = {.f = fopen(tmp, "wb")};
     if (!o.f) {
         int e = errno;
@@ -462,10 +464,10 @@ hr_status hr_gguf_writer_write(hr_gguf_writer *w, const char *path, hr_error *er
         return hr_fail(err, HR_ERR_IO, "gguf writer: cannot write '%s': %s", path,
                        strerror(o.errnum));
     }
-    if (rename(tmp, path) != 0) {
+    if (rename(tmp, target) != 0) {
         int e = errno;
         unlink(tmp);
-        return hr_fail(err, HR_ERR_IO, "gguf writer: cannot rename '%s' to '%s': %s", tmp, path,
+        return hr_fail(err, HR_ERR_IO, "gguf writer: cannot rename '%s' to '%s': %s", tmp, target,
                        strerror(e));
     }
     return HR_OK;

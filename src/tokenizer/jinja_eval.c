@@ -1,5 +1,6 @@
 #include "tokenizer/jinja_eval.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,14 @@ struct scope {
         hr_jv v;
     } * vars;
     size_t n, cap;
+    /* Past INDEX_FROM variables, an open-addressing table of var index + 1 (0: empty),
+     * index_cap a power of two at least twice n: a template that sets a hundred thousand
+     * names must not pay a scan of them all on every lookup. */
+    uint32_t *index;
+    size_t index_cap;
 };
+
+enum { INDEX_FROM = 32 };
 
 typedef struct {
     hr_jctx c;
@@ -54,24 +62,64 @@ static void scope_free(scope *s) {
     if (!s) return;
     for (size_t i = 0; i < s->n; i++) hr_jv_release(s->vars[i].v);
     free(s->vars);
+    free(s->index);
     free(s);
 }
 
+static size_t name_hash(const char *name) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *name; name++) h = (h ^ (unsigned char)*name) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot of name in s's index: the one holding it, or the empty one it would take. */
+static size_t index_slot(const scope *s, const char *name) {
+    size_t mask = s->index_cap - 1, i = name_hash(name) & mask;
+    while (s->index[i] && strcmp(s->vars[s->index[i] - 1].name, name) != 0) i = (i + 1) & mask;
+    return i;
+}
+
+/* Where name is bound in s alone, or -1. */
+static ptrdiff_t scope_own(const scope *s, const char *name) {
+    if (s->index) {
+        uint32_t at = s->index[index_slot(s, name)];
+        return at ? (ptrdiff_t)at - 1 : -1;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->vars[i].name, name)) return (ptrdiff_t)i;
+    return -1;
+}
+
 static hr_jv *scope_find(scope *s, const char *name) {
-    for (; s; s = s->parent)
-        for (size_t i = s->n; i-- > 0;)
-            if (!strcmp(s->vars[i].name, name)) return &s->vars[i].v;
+    for (; s; s = s->parent) {
+        ptrdiff_t i = scope_own(s, name);
+        if (i >= 0) return &s->vars[i].v;
+    }
     return NULL;
+}
+
+/* Rebuilds s's index at twice the next power of two above n (false out of memory). */
+static bool scope_reindex(scope *s) {
+    size_t cap = 64;
+    while (cap < 2 * (s->n + 1)) cap *= 2;
+    uint32_t *index = calloc(cap, sizeof *index);
+    if (!index) return false;
+    free(s->index);
+    s->index = index;
+    s->index_cap = cap;
+    for (size_t i = 0; i < s->n; i++) s->index[index_slot(s, s->vars[i].name)] = (uint32_t)(i + 1);
+    return true;
 }
 
 /* Binds name in s to v (consumed). */
 static bool scope_set(evaluator *E, scope *s, const char *name, hr_jv v) {
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->vars[i].name, name)) {
-            hr_jv_release(s->vars[i].v);
-            s->vars[i].v = v;
-            return true;
-        }
+    ptrdiff_t at = scope_own(s, name);
+    if (at >= 0) {
+        hr_jv_release(s->vars[at].v);
+        s->vars[at].v = v;
+        return true;
+    }
+    /* n stays far below UINT32_MAX: every binding costs a step of the render's budget. */
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         struct var *p = realloc(s->vars, cap * sizeof *p);
@@ -85,6 +133,11 @@ static bool scope_set(evaluator *E, scope *s, const char *name, hr_jv v) {
     s->vars[s->n].name = name;
     s->vars[s->n].v = v;
     s->n++;
+    if (s->index && 2 * s->n <= s->index_cap) {
+        s->index[index_slot(s, name)] = (uint32_t)s->n;
+    } else if (s->n > INDEX_FROM && !scope_reindex(s)) {
+        return hr_jinja_oom(&E->c);
+    }
     return true;
 }
 

@@ -191,8 +191,11 @@ void hr_shape_from_hparams(const hr_hparams *hp, const char *name, uint64_t weig
 uint64_t hr_shape_param_count(const hr_model_shape *s) {
     uint64_t d = (uint64_t)s->n_embd, q = (uint64_t)s->n_head * (uint64_t)s->head_dim;
     uint64_t kv = (uint64_t)s->n_head_kv * (uint64_t)s->head_dim, ff = (uint64_t)s->n_ff, v = (uint64_t)s->n_vocab;
-    uint64_t layer = 2 * d * q + 2 * d * kv + 3 * d * ff + 2 * d + (s->qkv_bias ? q + 2 * kv : 0);
-    return v * d * (s->tied_embeddings ? 1 : 2) + (uint64_t)s->n_layer * layer + d;
+    uint64_t layer = hr_sat_add_u64(hr_sat_add_u64(hr_sat_mul_u64(2 * d, q), hr_sat_mul_u64(2 * d, kv)),
+                                    hr_sat_add_u64(hr_sat_mul_u64(3 * d, ff), 2 * d + (s->qkv_bias ? q + 2 * kv : 0)));
+    return hr_sat_add_u64(hr_sat_add_u64(hr_sat_mul_u64(v * d, s->tied_embeddings ? 1 : 2),
+                                         hr_sat_mul_u64((uint64_t)s->n_layer, layer)),
+                          d);
 }
 
 hr_status hr_shape_estimate_weights(hr_model_shape *s, uint32_t weight_type, hr_error *err) {
@@ -200,7 +203,7 @@ hr_status hr_shape_estimate_weights(hr_model_shape *s, uint32_t weight_type, hr_
     if (!ti) return hr_fail(err, HR_ERR_INVALID, "weight type %u is not a tensor type", weight_type);
     s->weight_type = weight_type;
     s->n_params = hr_shape_param_count(s);
-    s->weight_bytes = (s->n_params + ti->block_elems - 1) / ti->block_elems * ti->block_bytes;
+    s->weight_bytes = hr_sat_mul_u64(s->n_params / ti->block_elems + (s->n_params % ti->block_elems != 0), ti->block_bytes);
     s->weights_exact = false;
     return HR_OK;
 }
@@ -213,12 +216,12 @@ int64_t hr_shape_effective_ctx(const hr_model_shape *s) {
 }
 
 uint64_t hr_shape_kv_bytes_per_token(const hr_model_shape *s, uint32_t kv_type) {
-    int64_t kv_dim = s->n_head_kv * s->head_dim;
     uint64_t head_bytes;
-    if (s->n_layer <= 0 || s->n_layer > INT32_MAX || kv_dim <= 0 || kv_dim > INT32_MAX) return 0;
-    /* Attention reads K and V one head at a time, so a head must be whole blocks. */
+    if (s->n_layer <= 0 || s->n_head_kv <= 0 || s->head_dim <= 0) return 0;
+    /* Attention reads K and V one head at a time, so a head must be whole blocks (and a
+     * row of heads is then as many bytes as the engine's hr_kv_bytes_per_token counts). */
     if (!hr_type_row_bytes(kv_type, (uint64_t)s->head_dim, &head_bytes)) return 0;
-    return hr_kv_bytes_per_token((int32_t)s->n_layer, (int32_t)kv_dim, kv_type);
+    return hr_sat_mul_u64(hr_sat_mul_u64(head_bytes, (uint64_t)s->n_head_kv), 2 * (uint64_t)s->n_layer);
 }
 
 hr_status hr_pool_plan_compute(const hr_model_shape *s, const hr_engine_config *cfg, hr_pool_plan *out, hr_error *err) {
@@ -237,15 +240,18 @@ hr_status hr_pool_plan_compute(const hr_model_shape *s, const hr_engine_config *
                        "%u values",
                        hr_type_name(cfg->kv_type), (long long)s->head_dim,
                        hr_type_get(cfg->kv_type) ? hr_type_get(cfg->kv_type)->block_elems : 0);
-    out->block_bytes = out->bytes_per_token * (uint64_t)out->block_tokens;
-    out->n_blocks = cfg->kv_mem_bytes ? (int64_t)(cfg->kv_mem_bytes / out->block_bytes)
-                                      : (out->ctx + out->block_tokens - 1) / out->block_tokens * out->parallel;
+    out->block_bytes = hr_sat_mul_u64(out->bytes_per_token, (uint64_t)out->block_tokens);
+    uint64_t blocks = cfg->kv_mem_bytes ? cfg->kv_mem_bytes / out->block_bytes
+                                        : hr_sat_mul_u64((uint64_t)((out->ctx + out->block_tokens - 1) / out->block_tokens),
+                                                         (uint64_t)out->parallel);
+    /* A count of blocks no pool could hold: far past any memory, and still exact in int64. */
+    out->n_blocks = blocks > (uint64_t)INT32_MAX ? INT32_MAX : (int64_t)blocks;
     if (out->n_blocks == 0)
         return hr_fail(
             err, HR_ERR_RANGE, "--kv-mem %llu bytes holds no block (one block of %lld tokens takes %llu bytes)",
             (unsigned long long)cfg->kv_mem_bytes, (long long)out->block_tokens, (unsigned long long)out->block_bytes);
     out->pool_tokens = out->n_blocks * out->block_tokens;
-    out->pool_bytes = (uint64_t)out->n_blocks * out->block_bytes;
+    out->pool_bytes = hr_sat_mul_u64((uint64_t)out->n_blocks, out->block_bytes);
     out->window = out->pool_tokens < out->ctx ? out->pool_tokens : out->ctx;
     return HR_OK;
 }
@@ -253,11 +259,11 @@ hr_status hr_pool_plan_compute(const hr_model_shape *s, const hr_engine_config *
 void hr_capacity_row_compute(const hr_model_shape *s, uint32_t kv_type, int64_t ctx, int64_t prompt_tokens,
                              int64_t parallel, uint64_t mem_bytes, hr_capacity_row *out) {
     out->ctx = ctx;
-    out->kv_bytes_per_seq = hr_shape_kv_bytes_per_token(s, kv_type) * (uint64_t)ctx;
+    out->kv_bytes_per_seq = hr_sat_mul_u64(hr_shape_kv_bytes_per_token(s, kv_type), (uint64_t)ctx);
     out->max_new_tokens = ctx - prompt_tokens;
     uint64_t spare = mem_bytes > s->weight_bytes ? mem_bytes - s->weight_bytes : 0;
     out->seqs_fit = out->kv_bytes_per_seq ? (int64_t)(spare / out->kv_bytes_per_seq) : 0;
-    out->total_bytes = s->weight_bytes + out->kv_bytes_per_seq * (uint64_t)parallel;
+    out->total_bytes = hr_sat_add_u64(s->weight_bytes, hr_sat_mul_u64(out->kv_bytes_per_seq, (uint64_t)parallel));
     out->fits = out->total_bytes <= mem_bytes;
 }
 

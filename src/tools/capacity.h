@@ -23,6 +23,14 @@
  * products of two stay far from overflow: real models are orders of magnitude below. */
 #define HR_SHAPE_MAX (1 << 24)
 
+/* Byte counts saturate instead of wrapping: an absurd setup (a 2^32-token context, an
+ * exabyte pool) must read as too big, never wrap around to something that "fits". */
+static inline uint64_t hr_sat_mul_u64(uint64_t a, uint64_t b) {
+    uint64_t p;
+    return __builtin_mul_overflow(a, b, &p) ? UINT64_MAX : p;
+}
+static inline uint64_t hr_sat_add_u64(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 typedef struct {
     char type[32];        /* "" when the model has none; else linear, yarn, llama3, dynamic, ... */
     double factor;        /* 0 when not stated */

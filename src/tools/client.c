@@ -109,6 +109,7 @@ CURL *hr_http_handle(const hr_endpoint *ep, const char *path, const char *body, 
 
 static size_t append_body(char *data, size_t size, size_t n, void *ctx) {
     hr_strbuf *b = ctx;
+    if (b->len + size * n > HR_HTTP_MAX_REPLY_BYTES) return 0; /* curl then fails the transfer */
     hr_strbuf_append(b, data, size * n);
     return b->oom ? 0 : size * n;
 }
@@ -126,8 +127,13 @@ hr_status hr_http_request(const hr_endpoint *ep, const char *path, const char *b
     curl_easy_cleanup(h);
     curl_slist_free_all(headers);
     if (rc == CURLE_OK) return HR_OK;
+    bool too_big = rc == CURLE_WRITE_ERROR && !out->body.oom;
+    hr_strbuf_free(&out->body); /* a failed request leaves nothing to free */
     char url[2048];
     hr_endpoint_url(ep, path, url, sizeof url);
+    if (too_big)
+        return hr_fail(err, HR_ERR_IO, "%s %s: the reply is larger than %u MiB", body ? "POST" : "GET", url,
+                       HR_HTTP_MAX_REPLY_BYTES >> 20);
     return hr_fail(err, HR_ERR_IO, "%s %s: %s", body ? "POST" : "GET", url, why[0] ? why : curl_easy_strerror(rc));
 }
 
@@ -150,9 +156,11 @@ void hr_chat_answer_init(hr_chat_answer *a, long status) {
     a->window = a->room = a->max_tokens_requested = a->max_tokens_granted = -1;
 }
 
-static int64_t int_or(const json_t *obj, const char *key, int64_t fallback) {
+/* A token count a server reports, or fallback when it is absent or out of range. */
+static int64_t count_or(const json_t *obj, const char *key, int64_t fallback) {
     const json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : fallback;
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+    return n >= 0 && n <= HR_MAX_WINDOW_TOKENS ? (int64_t)n : fallback;
 }
 
 static void read_error(const json_t *root, hr_chat_answer *out) {
@@ -170,17 +178,17 @@ static void read_error(const json_t *root, hr_chat_answer *out) {
 static size_t read_fields(const json_t *root, hr_chat_answer *out) {
     const json_t *usage = json_object_get(root, "usage");
     if (json_is_object(usage)) {
-        out->prompt_tokens = int_or(usage, "prompt_tokens", out->prompt_tokens);
-        out->completion_tokens = int_or(usage, "completion_tokens", out->completion_tokens);
+        out->prompt_tokens = count_or(usage, "prompt_tokens", out->prompt_tokens);
+        out->completion_tokens = count_or(usage, "completion_tokens", out->completion_tokens);
     }
     const json_t *h = json_object_get(root, "headroom");
     if (json_is_object(h)) {
         out->has_headroom = true;
-        out->window = int_or(h, "window", -1);
-        out->room = int_or(h, "room", -1);
-        out->max_tokens_requested = int_or(h, "max_tokens_requested", -1);
-        out->max_tokens_granted = int_or(h, "max_tokens_granted", -1);
-        out->messages_dropped = int_or(h, "messages_dropped", 0);
+        out->window = count_or(h, "window", -1);
+        out->room = count_or(h, "room", -1);
+        out->max_tokens_requested = count_or(h, "max_tokens_requested", -1);
+        out->max_tokens_granted = count_or(h, "max_tokens_granted", -1);
+        out->messages_dropped = count_or(h, "messages_dropped", 0);
         out->summarized = json_is_true(json_object_get(h, "summarized"));
         out->message_cut = json_is_true(json_object_get(h, "message_cut"));
     }
@@ -254,8 +262,8 @@ hr_status hr_fetch_model(const hr_endpoint *ep, const char *want, double timeout
     }
     static const char *const WINDOW_KEYS[] = {"context_window", "max_model_len", "context_length"};
     for (size_t k = 0; m && *window == 0 && k < sizeof WINDOW_KEYS / sizeof WINDOW_KEYS[0]; k++)
-        *window = int_or(m, WINDOW_KEYS[k], 0);
-    if (m && *window == 0) *window = int_or(json_object_get(m, "meta"), "n_ctx_train", 0);
+        *window = count_or(m, WINDOW_KEYS[k], 0);
+    if (m && *window == 0) *window = count_or(json_object_get(m, "meta"), "n_ctx_train", 0);
     json_decref(root);
     hr_http_reply_free(&r);
     return st;

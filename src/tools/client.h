@@ -18,6 +18,13 @@
 #include "base/error.h"
 #include "base/strbuf.h"
 
+/* The largest token count believed from a server (windows, usage, the headroom object)
+ * or asked of bench: about 33 million, above any model's window today. Larger or negative
+ * numbers read as absent, so sums and prompts built from them stay in range. */
+#define HR_MAX_WINDOW_TOKENS (1 << 25)
+/* Whole replies (not streams) are read up to this; past it the request fails. */
+#define HR_HTTP_MAX_REPLY_BYTES (64u << 20)
+
 typedef struct {
     char root[1024]; /* scheme://authority[/prefix]: no trailing slash, no /v1 */
     char host[256];  /* without the brackets of an IPv6 literal */

@@ -45,7 +45,7 @@ typedef struct {
     hr_strbuf body; /* a whole answer, or an error sent instead of a stream */
     hr_sse sse;
     hr_chat_answer ans;
-    bool done_seen, bad_chunk;
+    bool done_seen, bad_chunk, too_big;
     int64_t chunks; /* streamed chunks that carried text */
     int64_t predicted_prompt, max_tokens;
     double t_start, t_first, t_last;
@@ -71,7 +71,11 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx) {
     slot *s = ctx;
     long status = 0;
     curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
-    if (s->cfg->stream && status >= 200 && status < 300) hr_sse_feed(&s->sse, data, size * n, on_event, s);
+    bool stream = s->cfg->stream && status >= 200 && status < 300;
+    /* A reply (or one unfinished stream event) past the cap ends the transfer. */
+    s->too_big = (stream ? s->sse.line.len + s->sse.data.len : s->body.len) + size * n > HR_HTTP_MAX_REPLY_BYTES;
+    if (s->too_big) return 0;
+    if (stream) hr_sse_feed(&s->sse, data, size * n, on_event, s);
     else hr_strbuf_append(&s->body, data, size * n);
     return size * n;
 }
@@ -213,7 +217,8 @@ static void slot_finish(slot *s, CURLcode rc, hr_load_result *r, tally *t) {
     if (rc != CURLE_OK) {
         r->connection_errors++;
         t->failed++;
-        note(r, "no answer: %s", curl_easy_strerror(rc));
+        if (s->too_big) note(r, "no answer: a reply or stream event larger than %u MiB", HR_HTTP_MAX_REPLY_BYTES >> 20);
+        else note(r, "no answer: %s", curl_easy_strerror(rc));
         return;
     }
     long status = 0;

@@ -99,6 +99,39 @@ test_run_bad_input_gets_clear_errors() {
     if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
 }
 
+# What an adversarial user found: a crash, hangs, unbounded reads, and writers that
+# replaced devices and links.
+test_files_that_are_not_plain_text_or_plain_files_get_clear_errors() {
+    local name=files_that_are_not_plain_text_or_plain_files_get_clear_errors
+    need_asset $name models/stories260K.gguf || return
+    local bad=() m=$ASSETS/models/stories260K.gguf rc
+    printf 'a\0b\nc\n' >"$TMP/nul.txt"
+    "$HR" run -m "$m" --prompts "$TMP/nul.txt" -n 2 >/dev/null 2>"$TMP/e1"; rc=$?
+    [ $rc -eq 1 ] && grep -q "NUL byte at offset 1" "$TMP/e1" || bad+=("--prompts with a NUL byte: rc $rc $(cat "$TMP/e1")")
+    rm -f "$TMP/fifo" && mkfifo "$TMP/fifo"
+    timeout 20 "$HR" run -m "$TMP/fifo" -p x >/dev/null 2>"$TMP/e2"; rc=$?
+    [ $rc -eq 1 ] && grep -q "not a regular file" "$TMP/e2" || bad+=("-m FIFO: rc $rc (124 is a hang) $(cat "$TMP/e2")")
+    timeout 20 "$HR" count -m "$m" --file /dev/zero >/dev/null 2>"$TMP/e3"; rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "'/dev/zero' is not a file" "$TMP/e3" || bad+=("count --file /dev/zero: rc $rc $(cat "$TMP/e3")")
+    printf 'Once upon a time' | "$HR" count -m "$m" --file /dev/stdin >"$TMP/o4" 2>"$TMP/e4" &&
+        [ "$(cat "$TMP/o4")" = 5 ] || bad+=("count --file of a pipe: $(cat "$TMP/o4" "$TMP/e4")")
+    # Writers replace regular files only; a link is written through and stays a link.
+    "$HR" synth --preset tiny -o "$TMP" >/dev/null 2>"$TMP/e5"; rc=$?
+    [ $rc -eq 2 ] && grep -q "is not a regular file; refusing" "$TMP/e5" || bad+=("synth -o DIR: rc $rc $(cat "$TMP/e5")")
+    "$HR" synth --preset tiny -o "$TMP/fifo" >/dev/null 2>"$TMP/e6"; rc=$?
+    [ $rc -eq 2 ] && [ -p "$TMP/fifo" ] || bad+=("synth -o FIFO: rc $rc, $(ls -l "$TMP/fifo") $(cat "$TMP/e6")")
+    rm -f "$TMP/link.gguf" "$TMP/target.gguf" && ln -s target.gguf "$TMP/link.gguf"
+    "$HR" synth --preset tiny -o "$TMP/link.gguf" >/dev/null 2>"$TMP/e7"; rc=$?
+    [ $rc -eq 0 ] && [ -L "$TMP/link.gguf" ] && [ -f "$TMP/target.gguf" ] || bad+=("synth -o LINK: rc $rc $(ls -l "$TMP"/link.gguf "$TMP"/target.gguf 2>&1) $(cat "$TMP/e7")")
+    if [ -e "$ASSETS/models/stories260K.bin" ]; then
+        cp "$ASSETS/models/stories260K.bin" "$TMP/in.bin"
+        "$HR" convert "$TMP/in.bin" --tokenizer "$ASSETS/models/tok512.bin" -o "$TMP/in.bin" >/dev/null 2>"$TMP/e8"; rc=$?
+        [ $rc -eq 2 ] && grep -q "is one of the inputs" "$TMP/e8" && cmp -s "$TMP/in.bin" "$ASSETS/models/stories260K.bin" ||
+            bad+=("convert -o INPUT: rc $rc $(cat "$TMP/e8")")
+    fi
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
+
 test_convert_output_runs_like_the_reference() {
     local name=convert_output_runs_like_the_reference
     need_asset $name models/stories260K.bin || return

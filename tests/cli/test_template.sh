@@ -87,6 +87,26 @@ test_template_raise_exception_goes_to_stderr() {
     fi
 }
 
+# A template that binds thousands of names and looks names up in a long loop renders in
+# time proportional to its steps (each lookup scanned every name: 84 s for 20000 names).
+test_template_many_variables_render_in_linear_time() {
+    local name=template_many_variables_render_in_linear_time
+    {
+        local i
+        for ((i = 0; i < 20000; i++)); do printf '{%% set v%d = %d %%}' $i $i; done
+        printf '{%% for i in range(20000) %%}{%% if z0 is defined or z1 is defined or z2 is defined or v19999 is not defined %%}x{%% endif %%}{%% endfor %%}ok'
+    } >"$TMP/many.jinja"
+    printf '%s' '{"messages": [{"role": "user", "content": "a"}]}' >"$TMP/chat.json"
+    local t0=$SECONDS rc
+    timeout 120 "$HR" template --chat-template "$TMP/many.jinja" --chat "$TMP/chat.json" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(cat "$TMP/out")" = ok ] && [ $((SECONDS - t0)) -le 10 ]; then
+        pass $name
+    else
+        fail $name "rc $rc in $((SECONDS - t0)) s: $(head -c 200 "$TMP/out") $(cat "$TMP/err")"
+    fi
+}
+
 test_template_usage_errors_and_help() {
     local name=template_usage_errors_and_help bad=()
     printf '[]' >"$TMP/chat.json"

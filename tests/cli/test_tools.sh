@@ -294,6 +294,86 @@ test_tools_bench_refuses_non_loopback() {
     tools_finish $name "$(cat "$TMP/nl.txt" "$TMP/nl2.txt")"
 }
 
+# Absurd sizes saturate and read as too big; before, they wrapped around to "fits".
+test_tools_absurd_sizes_never_fit() {
+    local name=tools_absurd_sizes_never_fit
+    tools_bad=()
+    "$HR" plan --preset llama-3.1-8b --mem 24G --ctx 4294967296 --parallel 32768 >"$TMP/ab.txt" 2>&1
+    tools_check "plan 2^32 x 32768: does not fit ($(tail -3 "$TMP/ab.txt"))" grep -q "does not fit" "$TMP/ab.txt"
+    "$HR" plan --preset llama-3.1-8b --mem 24G --ctx 4294967296 --parallel 32768 --json >"$TMP/ab.json" 2>/dev/null
+    tools_check "plan --json: fits false, total saturated" tools_jq_is "$TMP/ab.json" \
+        '.rows[0] | .fits == false and .total_bytes == 9223372036854775807' true
+    if [ -e "$ASSETS/models/stories260K.gguf" ]; then
+        "$HR" doctor "$ASSETS/models/stories260K.gguf" --kv-mem 18446744073709551615 >"$TMP/dr.txt" 2>&1
+        local rc=$?
+        tools_check "doctor --kv-mem 2^64-1: rc $rc, does not fit ($(grep total "$TMP/dr.txt"))" \
+            eval '[ $rc -eq 1 ] && grep -q "does NOT fit" "$TMP/dr.txt"'
+    fi
+    tools_usage "is not a size" doctor x.gguf --kv-mem " -1"
+    tools_finish $name
+}
+
+# A server that answers with numbers no model has, or with a body that never ends: the
+# clients neither overflow nor grow without bound.
+test_tools_clients_survive_a_hostile_server() {
+    local name=tools_clients_survive_a_hostile_server
+    tools_bad=()
+    cat >"$TMP/hostile.py" <<'PY'
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+HUGE = 9223372036854775807
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send_json(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if sys.argv[1] == "endless":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                while True: self.wfile.write(b" " * 65536)
+            except OSError: return
+        self.send_json({"data": [{"id": "m", "context_window": HUGE}]})
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        words = len(req["messages"][0]["content"].split())
+        self.send_json({"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": words + 1, "completion_tokens": HUGE, "total_tokens": HUGE}})
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+PY
+    local mode port pid
+    for mode in huge endless; do
+        python3 "$TMP/hostile.py" $mode >"$TMP/hostile.port" 2>/dev/null &
+        pid=$!
+        for _ in $(seq 50); do [ -s "$TMP/hostile.port" ] && break; sleep 0.1; done
+        port=$(cat "$TMP/hostile.port")
+        timeout 60 "$HR" probe "http://127.0.0.1:$port" --timeout 30 >"$TMP/hp.txt" 2>&1
+        local rc=$?
+        tools_check "probe, $mode server: rc $rc (124 is a hang)" [ $rc -ne 124 ]
+        tools_check "probe, $mode server: no sanitizer report" eval '! grep -qE "Sanitizer|runtime error" "$TMP/hp.txt"'
+        [ $mode = endless ] && tools_check "probe, endless body: 'larger than 64 MiB' ($(tail -1 "$TMP/hp.txt"))" \
+            grep -q "larger than 64 MiB" "$TMP/hp.txt"
+        timeout 60 "$HR" bench "http://127.0.0.1:$port" --model m --requests 8 --overflow-share 0.5 --window 512 --timeout 20 >"$TMP/hb.txt" 2>&1
+        rc=$?
+        tools_check "bench, $mode server: rc $rc (124 is a hang)" [ $rc -ne 124 ]
+        [ $mode = huge ] && tools_check "bench, huge numbers: the load ran ($(tail -2 "$TMP/hb.txt"))" grep -q "requests" "$TMP/hb.txt"
+        tools_check "bench, $mode server: no sanitizer report" eval '! grep -qE "Sanitizer|runtime error" "$TMP/hb.txt"'
+        kill $pid 2>/dev/null
+        wait $pid 2>/dev/null
+        : >"$TMP/hostile.port"
+    done
+    tools_finish $name "$(tail -n 3 "$TMP/hp.txt" "$TMP/hb.txt")"
+}
+
 test_tools_bad_flags_and_help() {
     local name=tools_bad_flags_and_help
     tools_bad=()
