@@ -172,7 +172,7 @@ int hr_cmd_synth(int argc, char **argv) {
             double factor = colon ? strtod(colon + 1, &end) : 0;
             size_t kind_len = colon ? (size_t)(colon - v) : 0;
             bool known = (kind_len == 6 && !strncmp(v, "linear", 6)) || (kind_len == 4 && !strncmp(v, "yarn", 4));
-            if (!known || end == colon + 1 || *end || !(factor > 0 && factor <= 1024)) {
+            if (!known || end == colon + 1 || *end || !((float)factor > 0 && factor <= 1024)) {
                 fprintf(stderr, "headroom synth: --rope-scaling '%s' must be linear:F or yarn:F with 0 < F <= 1024\n", v);
                 return 2;
             }

@@ -72,17 +72,21 @@ static int parse_options(int argc, char **argv, template_options *o) {
 static bool parse_date(const char *text, time_t *out) {
     struct tm tm = {0};
     char tail;
-    if (sscanf(text, "%4d-%2d-%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tail) != 3 || tm.tm_mon < 1 ||
-        tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31) {
-        fprintf(stderr, "headroom template: --date: '%s' is not a date like 2024-07-26\n", text);
-        return false;
+    int year = 0, month = 0, day = 0;
+    bool ok = sscanf(text, "%4d-%2d-%2d%c", &year, &month, &day, &tail) == 3 && year >= 1 && month >= 1 &&
+              month <= 12 && day >= 1 && day <= 31;
+    if (ok) {
+        tm.tm_year = year - 1900;
+        tm.tm_mon = month - 1;
+        tm.tm_mday = day;
+        tm.tm_hour = 12;
+        tm.tm_isdst = -1;
+        *out = mktime(&tm);
+        /* mktime moves a day past the month's end (2024-02-30) into the next month. */
+        ok = *out != (time_t)-1 && tm.tm_mday == day && tm.tm_mon == month - 1;
     }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    tm.tm_hour = 12;
-    tm.tm_isdst = -1;
-    *out = mktime(&tm);
-    return true;
+    if (!ok) fprintf(stderr, "headroom template: --date: '%s' is not a date like 2024-07-26\n", text);
+    return ok;
 }
 
 /* The text of the token whose id is stored under id_key, or NULL when the model has none. */

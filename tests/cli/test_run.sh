@@ -354,5 +354,8 @@ test_run_applies_linear_rope_scaling_and_refuses_yarn() {
     out=$("$HR" synth --preset tiny --rope-scaling cubic:2 -o "$TMP/x.gguf" 2>&1)
     rc=$?
     [ $rc -eq 2 ] && [[ $out == *"must be linear:F or yarn:F"* ]] || bad+=("synth --rope-scaling cubic:2: exit $rc, $out")
+    out=$("$HR" synth --preset tiny --rope-scaling linear:1e-320 -o "$TMP/x.gguf" 2>&1)
+    rc=$?
+    [ $rc -eq 2 ] && [[ $out == *"must be linear:F or yarn:F"* ]] || bad+=("synth --rope-scaling linear:1e-320 (0 as a float): exit $rc, $out")
     if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
 }

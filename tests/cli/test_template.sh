@@ -122,5 +122,10 @@ test_template_usage_errors_and_help() {
     printf '{"messages": ' >"$TMP/broken.json"
     "$HR" template --chat-template chatml --chat "$TMP/broken.json" >/dev/null 2>&1
     [ $? -eq 1 ] || bad+=("broken JSON accepted")
+    local d
+    for d in 2024-02-30 2023-02-29 -1-01-01 2024-13-01; do
+        "$HR" template --chat-template chatml --chat "$TMP/chat.json" --date $d >/dev/null 2>"$TMP/err"
+        [ $? -eq 2 ] && grep -q "is not a date" "$TMP/err" || bad+=("--date $d accepted (mktime rolls it over)")
+    done
     if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
 }
