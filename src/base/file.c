@@ -146,6 +146,17 @@ hr_status hr_file_output_path(const char *path, char *resolved, size_t cap, hr_e
     return HR_OK;
 }
 
+hr_status hr_file_check_writable(const char *path, hr_error *err) {
+    char target[1024];
+    if (hr_file_output_path(path, target, sizeof target, err) != HR_OK) return err->status;
+    char *slash = strrchr(target, '/');
+    if (slash == target) slash[1] = '\0'; /* a file in / */
+    else if (slash) *slash = '\0';
+    const char *dir = slash ? target : ".";
+    if (access(dir, W_OK) != 0) return hr_fail(err, HR_ERR_IO, "cannot write '%s': %s: %s", path, dir, strerror(errno));
+    return HR_OK;
+}
+
 hr_status hr_file_write_all(const char *path, const void *data, size_t size_bytes, hr_error *err) {
     char target[1024], tmp[1100];
     if (hr_file_output_path(path, target, sizeof target, err) != HR_OK) return err->status;

@@ -35,6 +35,10 @@ hr_status hr_file_read_stream(FILE *f, const char *name, char **out, size_t *siz
  * FIFO, a directory), which a temporary file renamed over it would destroy. */
 hr_status hr_file_output_path(const char *path, char *resolved, size_t cap, hr_error *err);
 
+/* Fails, before any work is done, where a later write of path would: the checks of
+ * hr_file_output_path, and a directory this process cannot write in. */
+hr_status hr_file_check_writable(const char *path, hr_error *err);
+
 /* Writes size_bytes to path atomically (temporary file + rename over hr_file_output_path). */
 hr_status hr_file_write_all(const char *path, const void *data, size_t size_bytes, hr_error *err);
 

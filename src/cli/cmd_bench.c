@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "cli/commands.h"
 #include "cli/opts.h"
 #include "tools/client.h"
@@ -242,6 +243,11 @@ static int check_options(const bench_options *o, const hr_endpoint *ep) {
                                                                           : NULL;
     if (why) {
         fprintf(stderr, "headroom bench: %s (see headroom bench --help)\n", why);
+        return 2;
+    }
+    hr_error err = {0};
+    if (o->json_path && strcmp(o->json_path, "-") && hr_file_check_writable(o->json_path, &err) != HR_OK) {
+        fprintf(stderr, "headroom bench: --json: %s\n", err.msg);
         return 2;
     }
     if (!hr_endpoint_is_loopback(ep) && !o->allow_remote) {

@@ -25,7 +25,8 @@ static const char BENCH_MODEL_HELP[] =
     "attention (with the K/V bytes it read per second) and the rest.\n"
     "\n"
     "options:\n"
-    "  -m, --model PATH   model file\n"
+    "  -m, --model PATH   model file (.gguf or llama2.c .bin)\n"
+    "      --tokenizer PATH  a llama2.c checkpoint's tokenizer.bin\n"
     "  -t, --threads N    threads (default: the cores available)\n"
     "  -p, --prompt N     prompt tokens (default 512)\n"
     "  -n, --gen N        generated tokens (default 128)\n"
@@ -55,7 +56,7 @@ static void print_row(const char *label, double *v, int n) {
 }
 
 int hr_cmd_bench_model(int argc, char **argv) {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *tokenizer_path = NULL;
     int64_t threads = 0, n_prompt = 512, n_gen = 128, reps = 3;
     bool stages = false;
     for (int i = 1; i < argc; i++) {
@@ -73,6 +74,8 @@ int hr_cmd_bench_model(int argc, char **argv) {
             stages = true;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(model_path = hr_arg_value("bench-model", argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--tokenizer")) {
+            if (!(tokenizer_path = hr_arg_value("bench-model", argc, argv, &i))) return 2;
         } else if (dst) {
             if (!(v = hr_arg_value("bench-model", argc, argv, &i)) || !hr_arg_int("bench-model", a, v, dst == &threads ? 0 : 1, 1 << 20, dst))
                 return 2;
@@ -88,7 +91,7 @@ int hr_cmd_bench_model(int argc, char **argv) {
     if (reps > 100) reps = 100;
     hr_error err = {0};
     hr_model *m = NULL;
-    if (hr_model_load(&m, model_path, NULL, &err) != HR_OK) {
+    if (hr_model_load(&m, model_path, tokenizer_path, &err) != HR_OK) {
         fprintf(stderr, "headroom bench-model: %s\n", err.msg);
         return 1;
     }

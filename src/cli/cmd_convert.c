@@ -63,12 +63,11 @@ int hr_cmd_convert(int argc, char **argv) {
         fprintf(stderr, "headroom convert: --type: %s\n", err.msg);
         return 2;
     }
-    char target[1024];
-    if (hr_file_output_path(out_path, target, sizeof target, &err) != HR_OK) {
+    if (hr_file_check_writable(out_path, &err) != HR_OK) {
         fprintf(stderr, "headroom convert: -o: %s\n", err.msg);
         return 2;
     }
-    if (same_file(target, in_path) || (tok_path && same_file(target, tok_path))) {
+    if (same_file(out_path, in_path) || (tok_path && same_file(out_path, tok_path))) {
         fprintf(stderr, "headroom convert: -o %s is one of the inputs; write the GGUF elsewhere\n", out_path);
         return 2;
     }

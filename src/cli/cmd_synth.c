@@ -195,8 +195,7 @@ int hr_cmd_synth(int argc, char **argv) {
         return 2;
     }
     hr_error err = {0};
-    char target[1024];
-    if (hr_file_output_path(out_path, target, sizeof target, &err) != HR_OK) {
+    if (hr_file_check_writable(out_path, &err) != HR_OK) {
         fprintf(stderr, "headroom synth: -o: %s\n", err.msg);
         return 2;
     }

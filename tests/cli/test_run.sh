@@ -118,6 +118,9 @@ test_files_that_are_not_plain_text_or_plain_files_get_clear_errors() {
     # Writers replace regular files only; a link is written through and stays a link.
     "$HR" synth --preset tiny -o "$TMP" >/dev/null 2>"$TMP/e5"; rc=$?
     [ $rc -eq 2 ] && grep -q "is not a regular file; refusing" "$TMP/e5" || bad+=("synth -o DIR: rc $rc $(cat "$TMP/e5")")
+    "$HR" synth --preset tiny -o /nonexistent/dir/x.gguf >/dev/null 2>"$TMP/e9"; rc=$?
+    [ $rc -eq 2 ] && grep -q "cannot write" "$TMP/e9" && ! grep -q "tensors generated" "$TMP/e9" ||
+        bad+=("synth -o into a missing directory: rc $rc, not refused before the work: $(cat "$TMP/e9")")
     "$HR" synth --preset tiny -o "$TMP/fifo" >/dev/null 2>"$TMP/e6"; rc=$?
     [ $rc -eq 2 ] && [ -p "$TMP/fifo" ] || bad+=("synth -o FIFO: rc $rc, $(ls -l "$TMP/fifo") $(cat "$TMP/e6")")
     rm -f "$TMP/link.gguf" "$TMP/target.gguf" && ln -s target.gguf "$TMP/link.gguf"
@@ -251,11 +254,19 @@ test_bench_model_reports_pp_tg_and_bandwidth() {
     local rc=$?
     "$HR" bench-model -m "$ASSETS/models/stories260K.gguf" -p 500 -n 100 >/dev/null 2>"$TMP/err2"
     local rc2=$?
+    # A llama2.c checkpoint, with its tokenizer as run takes it.
+    local rc3=0
+    if [ -e "$ASSETS/models/stories260K.bin" ]; then
+        "$HR" bench-model -m "$ASSETS/models/stories260K.bin" --tokenizer "$ASSETS/models/tok512.bin" -p 16 -n 8 -r 1 >"$TMP/out3" 2>&1
+        rc3=$?
+        grep -Eq '^tg8 +[0-9.]+' "$TMP/out3" || rc3=99
+    fi
     if [ $rc -eq 0 ] && grep -Eq '^pp32 +[0-9.]+ +[0-9.]+ +[0-9.]+' "$TMP/out" && grep -Eq '^tg16 +[0-9.]+' "$TMP/out" &&
-        grep -q "GB/s achieved; machine read bandwidth" "$TMP/out" && [ $rc2 -eq 2 ] && grep -q "exceed the model's 512-token context" "$TMP/err2"; then
+        grep -q "GB/s achieved; machine read bandwidth" "$TMP/out" && [ $rc2 -eq 2 ] && grep -q "exceed the model's 512-token context" "$TMP/err2" &&
+        [ $rc3 -eq 0 ]; then
         pass $name
     else
-        fail $name "rc=$rc rc2=$rc2" "$(cat "$TMP/out" "$TMP/err" "$TMP/err2")"
+        fail $name "rc=$rc rc2=$rc2 rc3=$rc3" "$(cat "$TMP/out" "$TMP/err" "$TMP/err2" "$TMP/out3" 2>/dev/null)"
     fi
 }
 

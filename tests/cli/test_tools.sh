@@ -397,6 +397,7 @@ test_tools_bad_flags_and_help() {
     tools_usage "no URL given" probe
     tools_usage "is not an http:// or https:// URL" probe ftp://127.0.0.1/
     tools_usage "the port is not a number from 1 to 65535" probe http://127.0.0.1:0/
+    tools_usage "--json: cannot write '/nonexistent/dir/x.json'" bench http://127.0.0.1:1 --requests 1 --json /nonexistent/dir/x.json
     tools_usage "is not a whole number from 4" probe http://127.0.0.1:1 --max-requests 1
     tools_usage "is not a whole number from 1" bench http://127.0.0.1:1 --concurrency 0
     tools_usage "is not a number from 0 to 1" bench http://127.0.0.1:1 --overflow-share 1.5
