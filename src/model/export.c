@@ -28,8 +28,12 @@ hr_status hr_export_tensor(hr_export *x, hr_gguf_writer *w, const char *name, co
      * any other is converted right away and can go. */
     if (take_src && type == HR_TYPE_F32 && keep(x, (void *)src, err) != HR_OK) return err->status;
     uint64_t row_bytes;
-    if (!hr_quant_supported(type) || !hr_type_row_bytes(type, (uint64_t)cols, &row_bytes)) {
+    bool supported = hr_quant_supported(type);
+    if (!supported || !hr_type_row_bytes(type, (uint64_t)cols, &row_bytes)) {
         if (take_src && type != HR_TYPE_F32) free((void *)src);
+        if (!supported)
+            return hr_fail(err, HR_ERR_UNSUPPORTED, "tensor '%s': headroom does not write %s tensors", name,
+                           hr_type_name(type));
         return hr_fail(err, HR_ERR_INVALID, "tensor '%s': %lld columns cannot be stored as %s (block of %u)", name,
                        (long long)cols, hr_type_name(type),
                        hr_type_get(type) ? hr_type_get(type)->block_elems : 0);

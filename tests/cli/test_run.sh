@@ -171,6 +171,7 @@ test_synth_tiny_models_load_and_run() {
     cmp -s "$TMP/tiny-f32.gguf" "$TMP/again.gguf" || bad+=("same seed gave different files")
     "$HR" synth --preset tiny --type q9 -o "$TMP/k.gguf" >/dev/null 2>"$TMP/e"; [ $? -eq 1 ] && grep -q "unknown tensor type 'q9'" "$TMP/e" || bad+=("--type q9: $(cat "$TMP/e")")
     "$HR" synth --preset huge -o "$TMP/h.gguf" >/dev/null 2>"$TMP/e"; [ $? -eq 2 ] && grep -q "unknown preset 'huge'" "$TMP/e" || bad+=("bad preset: $(cat "$TMP/e")")
+    "$HR" synth --preset tiny --type q2_k -o "$TMP/k.gguf" >/dev/null 2>"$TMP/e"; [ $? -eq 1 ] && grep -q "does not write q2_k tensors" "$TMP/e" || bad+=("--type q2_k: $(cat "$TMP/e")")
     if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
 }
 
