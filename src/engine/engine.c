@@ -315,7 +315,9 @@ static void admit(hr_engine *e, seq **done) {
             s->n_computed = 0;
             break;
         }
-        e->stats.prefix_hit_tokens += (uint64_t)reused;
+        /* Prompt tokens served from the cache: a preempted sequence coming back to its own
+         * blocks (generated tokens among them) is not a hit. */
+        if (s->admit_order == 0) e->stats.prefix_hit_tokens += (uint64_t)reused;
         promised += need;
         e->wait_head = s->next;
         if (!e->wait_head) e->wait_tail = NULL;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/http.h"
 #include "server/server_internal.h"
@@ -10,6 +11,8 @@
 /* Open connections at once (each has a thread; past this, new ones are closed at once).
  * The library's default is select()'s limit, 1020, which a thousand idle sockets fill. */
 enum { MAX_CONNECTIONS = 4096 };
+/* Seconds a stopping server gives requests to send their final answer. */
+enum { STOP_GRACE_S = 3 };
 
 typedef struct {
     hr_strbuf body;
@@ -130,6 +133,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st = calloc(1, sizeof *st);
         if (!st) return MHD_NO;
         *con_cls = st;
+        pthread_mutex_lock(&s->lock);
+        s->in_flight++;
+        pthread_mutex_unlock(&s->lock);
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -146,7 +152,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
+    hr_server *s = cls;
     (void)c;
     (void)toe;
     conn_state *st = *con_cls;
@@ -154,6 +160,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     hr_strbuf_free(&st->body);
     free(st);
     *con_cls = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (--s->in_flight == 0) pthread_cond_broadcast(&s->answered);
+    pthread_mutex_unlock(&s->lock);
 }
 
 hr_status hr_server_start(hr_server **out, const hr_model *model, const hr_server_config *cfg, hr_error *err) {
@@ -171,6 +180,7 @@ hr_status hr_server_start(hr_server **out, const hr_model *model, const hr_serve
     snprintf(s->model_id, sizeof s->model_id, "%s", cfg->model_id ? cfg->model_id : base ? base + 1 : model->path);
     s->cfg.engine.threaded = true;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->answered, NULL);
     s->metrics = hr_metrics_new();
     hr_status st = s->metrics ? HR_OK : hr_fail(err, HR_ERR_NOMEM, "out of memory for metrics");
     if (st == HR_OK) st = hr_chat_new(&s->chat, model, cfg->chat_template, err);
@@ -222,9 +232,19 @@ void hr_server_stop(hr_server *s) {
     s->engine = NULL;
     pthread_mutex_unlock(&s->lock);
     hr_engine_free(e);
+    /* Stopping the daemon closes every connection: first let the requests just ended
+     * send their 503 or their stream's error event, for a while (a client still
+     * sending its body, say, is not waited for past it). */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += STOP_GRACE_S;
+    pthread_mutex_lock(&s->lock);
+    while (s->in_flight > 0 && pthread_cond_timedwait(&s->answered, &s->lock, &until) == 0) {}
+    pthread_mutex_unlock(&s->lock);
     if (s->daemon) MHD_stop_daemon(s->daemon);
     hr_chat_free(s->chat);
     hr_metrics_free(s->metrics);
+    pthread_cond_destroy(&s->answered);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

@@ -24,8 +24,10 @@ struct hr_server {
     hr_chat *chat;
     struct MHD_Daemon *daemon;
     uint16_t port;
-    pthread_mutex_t lock; /* guards engine (NULL once stopping) and admitting */
+    pthread_mutex_t lock; /* guards engine (NULL once stopping), admitting and in_flight */
     int admitting;        /* requests between parsing and engine submission, for --max-queue */
+    int in_flight;        /* requests begun and not yet completely answered */
+    pthread_cond_t answered; /* signalled when in_flight drops to 0 */
 };
 
 /* Engine access that is safe while the server stops: after hr_server_stop begins,

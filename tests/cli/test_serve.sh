@@ -1023,6 +1023,48 @@ test_serve_disconnect_cancels_and_frees_blocks() {
     serve_finish $name
 }
 
+# SIGTERM with requests in flight: every client gets an answer — whole responses a 503
+# (or their text, if done), streams an error event and [DONE] — before connections close.
+test_serve_sigterm_answers_every_request_in_flight() {
+    local name=serve_sigterm_answers_every_request_in_flight bad=()
+    # A pool of one window: most of the 48 requests wait in the queue when the signal comes.
+    serve_begin $name --parallel 8 --kv-mem 330K --max-queue 1000 || return
+    python3 - "$SRV" >"$TMP/term.out" 2>&1 <<'PY' &
+import http.client, json, sys, threading, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+N = 48
+results = [None] * N
+def one(i):
+    stream = i % 2 == 1
+    body = json.dumps({"prompt": "Once upon a time, " * (1 + i * 3), "max_tokens": 300, "temperature": 0,
+                       "stream": stream})
+    try:
+        c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        text = r.read().decode()
+        if r.status == 503 and "shutting down" in text: results[i] = "503"
+        elif stream and r.status == 200: results[i] = "stream-done" if text.rstrip().endswith("data: [DONE]") else "stream-cut %r" % text[-120:]
+        elif r.status in (200, 400) and (json.loads(text).get("choices") or json.loads(text).get("error")): results[i] = "answered"
+        else: results[i] = "whole-bad %d %r" % (r.status, text[:120])
+    except Exception as e:
+        results[i] = "no answer: %r" % e
+threads = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+for t in threads: t.start()
+for t in threads: t.join()
+for r in results: print(r)
+PY
+    local client=$!
+    sleep 0.3
+    serve_stop || bad+=("on stop: $STOP_PROBLEM")
+    wait $client
+    local n_ok
+    n_ok=$(grep -cE '^(stream-done|503|answered)$' "$TMP/term.out")
+    [ "$n_ok" = 48 ] || bad+=("$((48 - n_ok)) of 48 clients got no proper answer: $(grep -vE '^(stream-done|503|answered)$' "$TMP/term.out" | head -3)")
+    grep -q '^503$' "$TMP/term.out" || bad+=("no request was still waiting when the signal came: the test proves nothing")
+    if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
+}
+
 test_serve_64_concurrent_clients() {
     local name=serve_64_concurrent_clients bad=()
     # The slow model: with stories260K a whole 500-token stream is generated (and sits in

@@ -88,8 +88,12 @@ static void check_batched_equals_alone(hr_test_ctx *t, hr_model *m, hr_engine_co
     hr_engine_stats stats = {0};
     if (e) hr_engine_stats_get(e, &stats);
     hr_engine_free(e);
+    uint64_t prompt_tokens = 0;
+    for (int i = 0; i < 8; i++) prompt_tokens += prompts[i].count;
     for (int i = 0; i < 8; i++) hr_tokens_free(&prompts[i]);
     HR_CHECK_OK(st, &err);
+    HR_CHECKF(stats.prefix_hit_tokens <= prompt_tokens, "%llu prefix-cache hit tokens from %llu prompt tokens",
+              (unsigned long long)stats.prefix_hit_tokens, (unsigned long long)prompt_tokens);
     for (int i = 0; i < 8; i++) {
         HR_CHECKF(together[i].finished, "prompt %d never finished", i);
         HR_CHECKF(alone[i].n > 0, "prompt %d generated nothing alone", i);
@@ -245,6 +249,13 @@ HR_TEST(engine_preempts_when_the_pool_is_small_and_output_is_unchanged) {
     /* 10 blocks hold 160 tokens: the 8 sequences need about 8 x 60. */
     hr_engine_config cfg = {.parallel = 8, .kv_type = HR_TYPE_F32, .kv_mem_bytes = 10 * block_bytes};
     check_batched_equals_alone(t, m, cfg, true);
+    /* One-token blocks: a preempted sequence finds all its tokens, generated ones too, in
+     * the cache when it comes back; the hit counter must still count prompt tokens only. */
+    if (!t->failed) {
+        hr_engine_config tiny_blocks = {.parallel = 8, .kv_type = HR_TYPE_F32, .block_tokens = 1,
+                                        .kv_mem_bytes = 100 * block_bytes / 16};
+        check_batched_equals_alone(t, m, tiny_blocks, true);
+    }
     hr_model_free(m);
 }
 
