@@ -1,8 +1,9 @@
 # headroom — build, test and run.
 #   make            release build: build/release/headroom (BUILD=dir to build elsewhere)
 #   make run        set up the machine, build, serve the default model and query it
-#   make test       set up the machine, build release + ASan/UBSan, run every test
+#   make test       set up the machine, build release, ASan/UBSan and TSan, run every test
 #   make asan       sanitizer build: build/asan/headroom
+#   make tsan       ThreadSanitizer build: build/tsan/headroom (the unit tests run under it)
 
 CC      ?= gcc
 ASSETS  ?= $(if $(HEADROOM_ASSETS),$(HEADROOM_ASSETS),../shared)
@@ -20,6 +21,7 @@ LDLIBS     = $(PKGLIBS) -lm -pthread
 # took 4.9 or 6.5 ms on one thread depending on the alignment of its loops).
 RELEASE_FLAGS := -O2 -g -falign-functions=64 -falign-loops=64
 ASAN_FLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+TSAN_FLAGS    := -O1 -g -fsanitize=thread
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -28,7 +30,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 BUILD ?= build
 SETUP_STAMP := $(BUILD)/.setup-done
 
-.PHONY: all release asan run test setup clean bench FORCE
+.PHONY: all release asan tsan run test setup clean bench FORCE
 all: release
 
 $(SETUP_STAMP): scripts/setup.sh
@@ -72,14 +74,16 @@ endef
 
 $(eval $(call flavour,release,$(RELEASE_FLAGS)))
 $(eval $(call flavour,asan,$(ASAN_FLAGS)))
+$(eval $(call flavour,tsan,$(TSAN_FLAGS)))
 
 release: $(BUILD)/release/headroom $(BUILD)/release/test_unit
 asan: $(BUILD)/asan/headroom $(BUILD)/asan/test_unit
+tsan: $(BUILD)/tsan/headroom $(BUILD)/tsan/test_unit
 
 run: release
 	@HEADROOM_BIN=$(BUILD)/release/headroom HEADROOM_ASSETS="$(ASSETS)" MODEL="$(MODEL)" bash scripts/demo.sh
 
-test: release asan
+test: release asan tsan
 	@HEADROOM_ASSETS="$(ASSETS)" BUILD="$(BUILD)" bash tests/run.sh
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -93,4 +97,4 @@ $(BUILD)/release/bench/%: bench/%.c $(BUILD)/release/libheadroom.a $(BUILD)/rele
 bench: $(BENCH_BIN)
 
 clean:
-	rm -rf $(BUILD)/release $(BUILD)/asan
+	rm -rf $(BUILD)/release $(BUILD)/asan $(BUILD)/tsan

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the unit tests under the release and the ASan/UBSan builds, then the
-# CLI tests (tests/cli/*.sh) against both binaries. Ends with "N passed, N failed".
+# CLI tests (tests/cli/*.sh) against both binaries, then the unit tests under
+# ThreadSanitizer. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HEADROOM_ASSETS="${HEADROOM_ASSETS:-../shared}"
@@ -45,6 +46,9 @@ for flavour in release asan; do
     run_suite "unit tests ($flavour)" "$build/$flavour/test_unit"
     run_suite "cli tests ($flavour)" env HEADROOM_BIN="$build/$flavour/headroom" bash tests/cli/run_all.sh
 done
+# The unit tests once more under ThreadSanitizer: the engine, thread pool and template
+# tests run threads; a race stops the run (no summary, so the suite fails).
+run_suite "unit tests (tsan)" env TSAN_OPTIONS="halt_on_error=1" "$build/tsan/test_unit"
 
 echo
 if [ "$total_skip" -gt 0 ]; then

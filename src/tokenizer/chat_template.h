@@ -5,7 +5,7 @@
  * built-in templates for common model families.
  *
  * Owns: compiled templates (immutable once compiled: one may be rendered from several
- * threads at once).
+ * threads at once, each with its own input: jansson values are not for sharing).
  * Must not: tokenize, or guess. A construct the interpreter does not support is refused
  * when compiling or rendering, with the template line and the construct; it is never
  * rendered approximately. */

@@ -474,7 +474,7 @@ HR_TEST(kernels_kv_scores_and_mix_every_level) {
 typedef struct {
     atomic_int calls[8];
     atomic_int total;
-    int n_threads_seen;
+    atomic_int n_threads_seen;
     hr_pool *pool;
 } pool_probe;
 
@@ -485,7 +485,7 @@ static void probe_inner(void *ctx, int thread, int n_threads) {
 
 static void probe_fn(void *ctx, int thread, int n_threads) {
     pool_probe *p = ctx;
-    p->n_threads_seen = n_threads;
+    atomic_store(&p->n_threads_seen, n_threads);
     if (thread >= 0 && thread < 8) atomic_fetch_add(&p->calls[thread], 1);
     atomic_fetch_add(&p->total, 1);
     if (thread == 1) hr_pool_run(p->pool, probe_inner, ctx); /* nested: runs inline */
@@ -500,7 +500,7 @@ HR_TEST(kernels_threadpool_runs_every_thread_once_per_run) {
         pool_probe probe = {.pool = pool};
         const int runs = 20000;
         for (int r = 0; r < runs; r++) hr_pool_run(pool, probe_fn, &probe);
-        HR_CHECK_EQ_INT(probe.n_threads_seen, n);
+        HR_CHECK_EQ_INT(atomic_load(&probe.n_threads_seen), n);
         for (int i = 0; i < n; i++) HR_CHECK_EQ_INT(atomic_load(&probe.calls[i]), runs);
         HR_CHECK_EQ_INT(atomic_load(&probe.total), runs * n + (n > 1 ? runs * 1000 : 0));
         hr_pool_free(pool);

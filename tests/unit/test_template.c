@@ -590,14 +590,22 @@ HR_TEST(template_one_template_renders_from_many_threads) {
     hr_chat_template *tmpl;
     hr_error err;
     HR_CHECK_OK(hr_tmpl_compile_builtin(&tmpl, "llama3", &err), &err);
+    /* The template is shared; each thread has its own conversation, as each request has
+     * (jansson's reference counts are not for sharing one value across threads). */
     json_error_t jerr;
-    json_t *conv = json_loads(BUILTIN_CONVERSATION, 0, &jerr);
-    hr_tmpl_input in = {.bos_token = "<|begin_of_text|>"};
-    HR_CHECK(conv && hr_tmpl_input_from_json(&in, conv, &err) == HR_OK);
+    json_t *conv[4];
+    hr_tmpl_input in[4];
+    bool parsed = true;
+    for (int i = 0; i < 4; i++) {
+        conv[i] = json_loads(BUILTIN_CONVERSATION, 0, &jerr);
+        in[i] = (hr_tmpl_input){.bos_token = "<|begin_of_text|>"};
+        parsed = parsed && conv[i] && hr_tmpl_input_from_json(&in[i], conv[i], &err) == HR_OK;
+    }
+    HR_CHECK(parsed);
     render_job jobs[4];
     pthread_t threads[4];
     for (int i = 0; i < 4; i++) {
-        jobs[i] = (render_job){.t = tmpl, .in = &in};
+        jobs[i] = (render_job){.t = tmpl, .in = &in[i]};
         pthread_create(&threads[i], NULL, render_thread, &jobs[i]);
     }
     bool same = true;
@@ -606,8 +614,10 @@ HR_TEST(template_one_template_renders_from_many_threads) {
         same =
             same && jobs[i].st == HR_OK && jobs[i].len == jobs[0].len && !memcmp(jobs[i].out, jobs[0].out, jobs[0].len);
     }
-    for (int i = 0; i < 4; i++) free(jobs[i].out);
+    for (int i = 0; i < 4; i++) {
+        free(jobs[i].out);
+        json_decref(conv[i]);
+    }
     hr_tmpl_free(tmpl);
-    json_decref(conv);
     HR_CHECK(same);
 }
