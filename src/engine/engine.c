@@ -52,7 +52,21 @@ struct hr_engine {
     bool stopping, thread_started;
     pthread_t thread;
     hr_engine_stats stats;
+    /* What hr_engine_stats_get reports: stats and the pool's counts as the last step left
+     * them, copied under the lock. The engine thread updates both outside it during a
+     * step, so readers on other threads must not look at them directly. */
+    hr_engine_stats published;
 };
+
+/* Copies stats and the pool's counts into published (lock held, engine thread). */
+static void publish_stats(hr_engine *e) {
+    hr_kv_stats ks;
+    hr_kv_pool_stats(e->kv, &ks);
+    e->published = e->stats;
+    e->published.blocks_total = ks.blocks_total;
+    e->published.blocks_used = ks.blocks_used;
+    e->published.blocks_cached = ks.blocks_cached;
+}
 
 const char *hr_finish_name(hr_finish f) {
     switch (f) {
@@ -119,6 +133,7 @@ hr_status hr_engine_new(hr_engine **out, const hr_model *m, const hr_engine_conf
         if (!e->logits || !e->b_tokens || !e->b_pos || !e->b_kv || !e->b_want || !e->logit_owner || !e->running)
             st = hr_fail(err, HR_ERR_NOMEM, "out of memory for engine buffers (%d sequences)", cfg.parallel);
     }
+    if (st == HR_OK) publish_stats(e); /* before any thread can read it */
     if (st == HR_OK && cfg.threaded) {
         if (pthread_create(&e->thread, NULL, engine_thread, e) != 0)
             st = hr_fail(err, HR_ERR_NOMEM, "cannot start the engine thread");
@@ -450,8 +465,12 @@ static void step_once(hr_engine *e) {
     }
     e->stats.steps++;
     pthread_mutex_unlock(&e->lock);
-    /* Blocks go back before the events, so a caller that resubmits finds them free. */
+    /* Blocks go back before the events, so a caller that resubmits finds them free (and
+     * one that asks for stats sees them free). */
     for (seq *s = done; s; s = s->next) hr_kv_seq_release(e->kv, &s->kv);
+    pthread_mutex_lock(&e->lock);
+    publish_stats(e);
+    pthread_mutex_unlock(&e->lock);
     report_finished(e, done);
     pthread_mutex_lock(&e->lock);
     if (!e->wait_head && e->n_running == 0) pthread_cond_broadcast(&e->idle);
@@ -495,16 +514,11 @@ void hr_engine_wait_idle(hr_engine *e) {
 
 void hr_engine_stats_get(hr_engine *e, hr_engine_stats *out) {
     pthread_mutex_lock(&e->lock);
-    *out = e->stats;
+    *out = e->published;
     out->window = e->window;
     out->running = e->n_running;
     out->waiting = e->n_waiting;
     out->block_tokens = e->cfg.block_tokens;
-    hr_kv_stats ks;
-    hr_kv_pool_stats(e->kv, &ks);
-    out->blocks_total = ks.blocks_total;
-    out->blocks_used = ks.blocks_used;
-    out->blocks_cached = ks.blocks_cached;
     pthread_mutex_unlock(&e->lock);
 }
 

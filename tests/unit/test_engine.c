@@ -2,6 +2,8 @@
  * change what a sequence generates, the pool's invariants hold after every step of a
  * random workload, and the prefix cache reuses blocks without changing output. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "base/file.h"
@@ -232,6 +234,70 @@ HR_TEST(forward_attention_tiles_and_head_spans_equal_one_at_a_time) {
     free(chunk);
     free(single);
     hr_model_free(m);
+}
+
+typedef struct {
+    hr_engine *e;
+    atomic_bool stop;
+    int bad_reads, reads;
+} stats_poller;
+
+/* Reads stats as fast as it can while the engine thread steps, as /metrics and
+ * /v1/headroom do; every snapshot must add up. */
+static void *poll_stats(void *arg) {
+    stats_poller *p = arg;
+    while (!atomic_load(&p->stop)) {
+        hr_engine_stats st;
+        hr_engine_stats_get(p->e, &st);
+        p->reads++;
+        if (st.blocks_used < 0 || st.blocks_used + st.blocks_cached > st.blocks_total ||
+            st.blocks_used_peak > st.blocks_total)
+            p->bad_reads++;
+    }
+    return NULL;
+}
+
+/* Under ThreadSanitizer (make test runs the unit tests under it) this shows the stats are
+ * read from a copy the engine publishes under its lock, not from counters its thread is
+ * changing. */
+HR_TEST(engine_stats_read_from_another_thread_while_it_steps) {
+    hr_model *m = load_stories(t);
+    if (!m) return;
+    hr_engine_config cfg = {.parallel = 4, .kv_type = HR_TYPE_F32, .threaded = true,
+                            .kv_mem_bytes = 12 * 16 * hr_kv_bytes_per_token(m->hp.n_layer,
+                                                                            m->hp.n_head_kv * m->hp.head_dim,
+                                                                            HR_TYPE_F32)};
+    hr_error err = {0};
+    hr_engine *e = NULL;
+    hr_status st = hr_engine_new(&e, m, &cfg, &err);
+    stats_poller p = {.e = e};
+    pthread_t poller;
+    bool started = st == HR_OK && pthread_create(&poller, NULL, poll_stats, &p) == 0;
+    hr_sampling greedy = hr_sampling_default();
+    greedy.temperature = 0.0f;
+    static output outs[8];
+    memset(outs, 0, sizeof outs);
+    for (int i = 0; i < 8 && st == HR_OK; i++) {
+        hr_tokens prompt = {0};
+        st = encode(m, PROMPTS[i], &prompt, &err);
+        hr_request r = {.prompt = prompt.ids, .n_prompt = (int32_t)prompt.count, .max_new_tokens = 32,
+                        .sampling = greedy, .on_event = collect_event, .ctx = &outs[i]};
+        if (st == HR_OK) st = hr_engine_submit(e, &r, NULL, &err);
+        hr_tokens_free(&prompt);
+    }
+    if (st == HR_OK) hr_engine_wait_idle(e);
+    atomic_store(&p.stop, true);
+    if (started) pthread_join(poller, NULL);
+    hr_engine_stats final = {0};
+    if (e) hr_engine_stats_get(e, &final);
+    hr_engine_free(e);
+    hr_model_free(m);
+    HR_CHECK_OK(st, &err);
+    HR_CHECK(started && p.reads > 0);
+    HR_CHECKF(p.bad_reads == 0, "%d of %d snapshots did not add up", p.bad_reads, p.reads);
+    HR_CHECKF(final.blocks_used == 0 && final.tokens_generated == 8 * 32,
+              "idle engine: %d blocks used, %llu tokens generated", final.blocks_used,
+              (unsigned long long)final.tokens_generated);
 }
 
 HR_TEST(engine_threaded_small_chunks_equal_each_alone) {
