@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the unit tests under the release and the ASan/UBSan builds, then the
-# CLI tests (tests/cli/*.sh) against both binaries, then the unit tests under
-# ThreadSanitizer. Ends with "N passed, N failed".
+# CLI tests (tests/cli/*.sh) against both binaries, then the unit tests and the server's
+# threaded tests under ThreadSanitizer. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HEADROOM_ASSETS="${HEADROOM_ASSETS:-../shared}"
@@ -47,8 +47,14 @@ for flavour in release asan; do
     run_suite "cli tests ($flavour)" env HEADROOM_BIN="$build/$flavour/headroom" bash tests/cli/run_all.sh
 done
 # The unit tests once more under ThreadSanitizer: the engine, thread pool and template
-# tests run threads; a race stops the run (no summary, so the suite fails).
+# tests run threads; a race stops the run (no summary, so the suite fails). Then the
+# server tests whose connection threads race the engine thread most (cancellations,
+# shutdown, a full queue, streams) with the TSan binary: a report in the server's log
+# fails the test that stops it. (The rest are too slow under TSan for their timeouts.)
 run_suite "unit tests (tsan)" env TSAN_OPTIONS="halt_on_error=1" "$build/tsan/test_unit"
+run_suite "cli tests (tsan: server threads)" env TSAN_OPTIONS="halt_on_error=0" HEADROOM_BIN="$build/tsan/headroom" \
+    HEADROOM_TEST_FILTER="${HEADROOM_TEST_FILTER:-serve_(sigterm|stream_chunks|stop_strings|full_queue|stream_never)}" \
+    bash tests/cli/run_all.sh
 
 echo
 if [ "$total_skip" -gt 0 ]; then

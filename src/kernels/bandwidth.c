@@ -36,8 +36,14 @@ typedef uint64_t words8 __attribute__((vector_size(64)));
  * chain; reads are requested ahead as the matmul kernels do (hr_prefetch_ahead);
  * target_clones picks 512-, 256- or 128-bit loads for the CPU at load time (the probe
  * measures memory, whatever HEADROOM_SIMD says). */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static uint64_t sum_words(const uint64_t *w,
-                                                                                       size_t n) {
+/* Not under ThreadSanitizer: the clones' resolver runs before its runtime is set up, and
+ * the instrumented call in it crashed every command of the tsan build at load time. */
+#if defined(__SANITIZE_THREAD__)
+#define HR_LOAD_CLONES
+#else
+#define HR_LOAD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+HR_LOAD_CLONES static uint64_t sum_words(const uint64_t *w, size_t n) {
     words8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, v0, v1, v2, v3;
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {

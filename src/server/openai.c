@@ -349,12 +349,16 @@ static void record(hr_server *s, const hr_fit_result *fit, hr_policy policy, hr_
 /* The HTTP side is done with g: account for the request, then let go. */
 static void gen_http_done(void *cls) {
     gen *g = cls;
+    /* Read under the lock: a request left unfinished still gets tokens from the engine
+     * thread until its cancel takes effect. */
     pthread_mutex_lock(&g->lock);
     bool unfinished = !g->done;
     if (unfinished) g->client_gone = true;
+    hr_outcome outcome = outcome_of(g);
+    int64_t completion_tokens = g->completion_tokens;
     pthread_mutex_unlock(&g->lock);
     if (unfinished) hr_server_cancel(g->srv, g->id);
-    record(g->srv, &g->fit, g->policy, outcome_of(g), g->completion_tokens);
+    record(g->srv, &g->fit, g->policy, outcome, completion_tokens);
     gen_release(g);
 }
 
