@@ -36,6 +36,8 @@ static const char SERVE_HELP[] =
     "      --min-room N          clamp refuses a request with less room than this (default 1)\n"
     "      --alert-room N        log a low_room event below this room (default 0: off)\n"
     "      --max-queue N         waiting requests beyond this get 429 (default 64)\n"
+    "      --idle-timeout S      close a connection silent for S seconds: between requests,\n"
+    "                            or mid-request (default 60; generating is not silence)\n"
     "      --api-key KEY         require 'Authorization: Bearer KEY'\n"
     "      --chat-template NAME  template name or file (default: the model's own, else plain)\n"
     "      --model-id NAME       name in /v1/models (default: the model file's name)\n"
@@ -103,6 +105,9 @@ int hr_cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-queue")) {
             if (!INT(1, 1 << 20)) return 2;
             cfg.max_queue = (int32_t)n;
+        } else if (!strcmp(a, "--idle-timeout")) {
+            if (!INT(1, 86400)) return 2;
+            cfg.idle_timeout_s = (int32_t)n;
         } else {
             fprintf(stderr, "headroom serve: unknown option '%s' (see headroom serve --help)\n", a);
             return 2;

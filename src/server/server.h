@@ -23,6 +23,9 @@ typedef struct {
     int64_t min_room;          /* clamp refuses below this (default 1) */
     int64_t alert_room;        /* room below this at admission is a low-room event (default 0: off) */
     int32_t max_queue;         /* requests waiting beyond this get 429 (default 64) */
+    int32_t idle_timeout_s;    /* a connection silent this long (between requests, or mid-
+                                * header or body) is closed (default 60); generation is
+                                * not silence */
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* built-in name or file; NULL: the model's own */
     const char *model_id;      /* name in /v1/models (default: the file's base name) */

@@ -1065,6 +1065,34 @@ PY
     if [ ${#bad[@]} -eq 0 ]; then pass $name; else fail $name "${bad[@]}"; fi
 }
 
+# --idle-timeout closes a connection that has gone silent (here, mid-header) but not one
+# whose answer is being generated for longer than the timeout.
+test_serve_idle_timeout_closes_silent_connections_not_generating_ones() {
+    local name=serve_idle_timeout_closes_silent_connections_not_generating_ones bad=()
+    need_asset $name models/stories260K.gguf || return
+    if ! slow_model; then fail $name "synth failed: $(cat "$TMP/synth.err")"; return; fi
+    serve_begin $name -m "$TMP/slow.gguf" --idle-timeout 1 || return
+    python3 - "$SRV" >"$TMP/idle.out" 2>&1 <<'PY' || bad+=("$(tail -3 "$TMP/idle.out")")
+import json, socket, sys, time, urllib.parse, urllib.request
+url = urllib.parse.urlsplit(sys.argv[1])
+s = socket.create_connection((url.hostname, url.port), timeout=30)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+t0 = time.time()
+assert s.recv(100) == b"", "a silent connection got an answer"
+closed = time.time() - t0
+assert closed < 10, "a silent connection stayed open %.1f s with --idle-timeout 1" % closed
+body = json.dumps({"prompt": "Once", "max_tokens": 400, "temperature": 0, "repeat_penalty": 0.2}).encode()
+t0 = time.time()
+with urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/v1/completions", body), timeout=120) as r:
+    answer = json.loads(r.read())
+took = time.time() - t0
+assert answer["usage"]["completion_tokens"] == 400, answer["usage"]
+assert took > 1.2, "the answer came in %.1f s, within the timeout: nothing shown" % took
+print("silent connection closed after %.1f s; a %.1f s answer arrived whole" % (closed, took))
+PY
+    serve_finish $name
+}
+
 test_serve_64_concurrent_clients() {
     local name=serve_64_concurrent_clients bad=()
     # The slow model: with stories260K a whole 500-token stream is generated (and sits in
