@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "server/http.h"
@@ -124,12 +125,26 @@ static enum MHD_Result dispatch(hr_server *s, struct MHD_Connection *c, const ch
     return hr_http_send_not_allowed(c, routes[i].get ? "GET, HEAD" : "POST", method, url);
 }
 
+static enum MHD_Result count_length_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, "Content-Length") == 0) ++*(int *)cls;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
     hr_server *s = cls;
     conn_state *st = *con_cls;
     if (!st) {
+        /* Two Content-Length headers make the body's end ambiguous (RFC 9112 6.3: a
+         * request smuggling vector behind a proxy); the library would take one. */
+        int lengths = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_length_header, &lengths);
+        if (lengths > 1)
+            return hr_http_send_error(c, 400, "invalid_request_error", NULL, "bad_request",
+                                      "the request has %d Content-Length headers", lengths);
         st = calloc(1, sizeof *st);
         if (!st) return MHD_NO;
         *con_cls = st;

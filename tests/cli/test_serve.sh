@@ -744,6 +744,16 @@ test_serve_hostile_conversations_are_fitted_fast_and_safely() {
     # HEAD is GET without the body.
     http HEAD /health -I
     want_code 200 "HEAD /health"
+    # Two Content-Length headers: which one ends the body is ambiguous, so neither is taken.
+    python3 - "$SRV" >"$TMP/cl.out" 2>&1 <<'PY' || bad+=("two Content-Length headers: $(tail -2 "$TMP/cl.out")")
+import socket, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+body = b'{"messages":[{"role":"user","content":"Once"}],"max_tokens":2}'
+s = socket.create_connection((url.hostname, url.port), timeout=30)
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body) + body)
+status = s.recv(4096).split(b"\r\n")[0]
+assert status == b"HTTP/1.1 400 Bad Request", status
+PY
     # More idle connections than select() can watch (FD_SETSIZE 1024) lock nobody out.
     python3 - "$SRV" >"$TMP/idle.out" 2>&1 <<'PY' || bad+=("1100 idle connections: $(tail -3 "$TMP/idle.out")")
 import resource, socket, sys, urllib.parse, urllib.request
