@@ -72,6 +72,7 @@ static json_t *without_exchanges(const json_t *messages, const int *ex, int k, j
 static hr_status count_without(const hr_fit_request *req, const json_t *messages, const int *ex, int k,
                                json_t *summary, hr_tokens *prompt, bool *fit, hr_error *err) {
     json_t *shorter = without_exchanges(messages, ex, k, summary);
+    *fit = false;
     if (!shorter) return hr_fail(err, HR_ERR_NOMEM, "out of memory dropping turns");
     hr_status st = count_chat(req, shorter, prompt, err);
     json_decref(shorter);
@@ -80,22 +81,28 @@ static hr_status count_without(const hr_fit_request *req, const json_t *messages
 }
 
 /* The fewest exchanges, from lo up to n, whose dropping makes the conversation fit
- * (n when none does); binary search, so a long conversation is rendered a logarithmic
- * number of times rather than once per turn. */
+ * (n when none does, and *found false); binary search, so a long conversation is
+ * rendered a logarithmic number of times rather than once per turn. */
 static hr_status fewest_exchanges(const hr_fit_request *req, const json_t *messages, const int *ex, int lo, int n,
-                                  json_t *summary, int *k_out, hr_error *err) {
+                                  json_t *summary, int *k_out, bool *found, hr_error *err) {
     hr_tokens probe = {0};
-    int hi = n, best = n;
+    int hi = n;
     hr_status st = HR_OK;
+    *k_out = n;
+    *found = false;
     while (st == HR_OK && lo <= hi) {
         int mid = lo + (hi - lo) / 2;
         bool fit;
         st = count_without(req, messages, ex, mid, summary, &probe, &fit, err);
-        if (fit) best = mid, hi = mid - 1;
-        else lo = mid + 1;
+        if (fit) {
+            *k_out = mid;
+            *found = true;
+            hi = mid - 1;
+        } else {
+            lo = mid + 1;
+        }
     }
     hr_tokens_free(&probe);
-    *k_out = best;
     return st;
 }
 
@@ -183,16 +190,12 @@ static void extractive_summary(const char *text, size_t cap_bytes, hr_strbuf *ou
         line = end ? end + 1 : line + len;
     }
     /* Over the cap, the oldest sentences go, at a separator. */
-    const char *from = hr_strbuf_str(&all);
-    while (strlen(from) > cap_bytes) {
+    const char *from = hr_strbuf_str(&all), *end = from + all.len;
+    while ((size_t)(end - from) > cap_bytes) {
         const char *next = strstr(from, " / ");
-        if (!next) {
-            from += strlen(from);
-            break;
-        }
-        from = next + 3;
+        from = next ? next + 3 : end;
     }
-    hr_strbuf_puts(out, from);
+    hr_strbuf_append(out, from, (size_t)(end - from));
     hr_strbuf_free(&all);
 }
 
@@ -245,14 +248,11 @@ static hr_status settle(const hr_fit_request *req, hr_fit_result *res, hr_error 
 static bool place_summary(const hr_fit_request *req, const json_t *messages, const int *ex, int n_ex, int *k,
                           json_t **summary) {
     hr_error ignored = {0};
-    hr_tokens probe = {0};
-    int k_sum = n_ex;
-    bool fit = false;
+    int k_sum;
+    bool found;
     *summary = summary_message(req, messages, ex, *k);
-    if (*summary && fewest_exchanges(req, messages, ex, *k, n_ex, *summary, &k_sum, &ignored) == HR_OK)
-        count_without(req, messages, ex, k_sum, *summary, &probe, &fit, &ignored);
-    hr_tokens_free(&probe);
-    if (fit) {
+    if (*summary && fewest_exchanges(req, messages, ex, *k, n_ex, *summary, &k_sum, &found, &ignored) == HR_OK &&
+        found) {
         *k = k_sum;
         return true;
     }
@@ -271,7 +271,8 @@ hr_status hr_fit_chat(const hr_fit_request *req, json_t *messages, hr_fit_result
     if (!ex) return hr_fail(err, HR_ERR_NOMEM, "out of memory fitting %zu messages", n);
     int n_ex = number_exchanges(messages, ex), k = 0;
     json_t *summary = NULL;
-    hr_status st = fewest_exchanges(req, messages, ex, 1, n_ex, NULL, &k, err);
+    bool found; /* when not, all exchanges go and a message is cut below */
+    hr_status st = fewest_exchanges(req, messages, ex, 1, n_ex, NULL, &k, &found, err);
     if (st == HR_OK && req->policy == HR_POLICY_SUMMARIZE && k > 0)
         res->summarized = place_summary(req, messages, ex, n_ex, &k, &summary);
     if (st == HR_OK && k > 0) {

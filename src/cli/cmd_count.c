@@ -185,7 +185,6 @@ static hr_status render_chat(const model_tokenizer *m, const count_options *o, c
     return st;
 }
 
-
 static hr_status read_input(const count_options *o, char **text, size_t *len, hr_error *err) {
     if (o->file && strcmp(o->file, "-") == 0) return hr_file_read_stream(stdin, "stdin", text, len, err);
     if (o->file) return hr_file_read_all(o->file, text, len, err);

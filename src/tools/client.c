@@ -35,8 +35,8 @@ hr_status hr_endpoint_parse(const char *url, hr_endpoint *out, hr_error *err) {
     if (after_host < rest + authority) {
         const char *port = after_host + 1;
         size_t digits = strspn(port, "0123456789");
-        if (*after_host != ':' || digits == 0 || digits > 5 || port + digits != rest + authority || atoi(port) > 65535 ||
-            atoi(port) == 0)
+        if (*after_host != ':' || digits == 0 || digits > 5 || port + digits != rest + authority || atoi(port) < 1 ||
+            atoi(port) > 65535)
             return hr_fail(err, HR_ERR_INVALID, "'%s': the port is not a number from 1 to 65535", url);
     }
     snprintf(out->host, sizeof out->host, "%.*s", (int)(host_end - host), host);

@@ -22,7 +22,7 @@
  * or asked of bench: about 33 million, above any model's window today. Larger or negative
  * numbers read as absent, so sums and prompts built from them stay in range. */
 #define HR_MAX_WINDOW_TOKENS (1 << 25)
-/* Whole replies (not streams) are read up to this; past it the request fails. */
+/* A whole reply, or one event of a stream, is read up to this; past it the request fails. */
 #define HR_HTTP_MAX_REPLY_BYTES (64u << 20)
 
 typedef struct {
