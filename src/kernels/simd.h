@@ -201,24 +201,27 @@ typedef struct {
     }
 
 /* A level's rowdot kernels (the names HR_SIMD_KERNEL_TABLE lists), from its float_rowdot
- * (tiles rows itself), a32_rowdot and k_rowdot (one row at a time), with DISPATCH
- * (HR_DISPATCH_NT4 or _NT8) turning nt into a constant. */
-#define HR_ROWDOT_FLOAT(name, type, DISPATCH)                                                             \
+ * (tiles rows itself), its a32 kernel (A32_FORM says which way it takes rows: the level's
+ * a32_rowdot one row at a time with HR_ROWDOT_ROWS, or its a32_rows tiling them itself
+ * with HR_ROWDOT_TILED) and k_rowdot (one row at a time), with DISPATCH (HR_DISPATCH_NT4
+ * or _NT8) turning nt into a constant. */
+#define HR_ROWDOT_TILED(name, kernel, type, DISPATCH)                                                     \
     static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
                      float *y, int64_t ys, bool stream) {                                                 \
-        DISPATCH(float_rowdot, nt, type, row, rb, nr, act, stride, n, y, ys, stream)                      \
+        DISPATCH(kernel, nt, type, row, rb, nr, act, stride, n, y, ys, stream)                            \
     }
+#define HR_ROWDOT_FLOAT(name, type, DISPATCH) HR_ROWDOT_TILED(name, float_rowdot, type, DISPATCH)
 #define HR_ROWDOT_ROWS(name, kernel, type, DISPATCH)                                                      \
     static void name(const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n, int nt, \
                      float *y, int64_t ys, bool stream) {                                                 \
         for (int r = 0; r < nr; r++) DISPATCH(kernel, nt, type, row + r * rb, act, stride, n, y + r, ys, stream) \
     }
-#define HR_ROWDOT_KERNELS(DISPATCH)                                                                       \
+#define HR_ROWDOT_KERNELS(DISPATCH, A32_FORM, a32_kernel)                                                \
     HR_ROWDOT_FLOAT(rowdot_f32, HR_TYPE_F32, DISPATCH)                                                    \
     HR_ROWDOT_FLOAT(rowdot_f16, HR_TYPE_F16, DISPATCH)                                                    \
     HR_ROWDOT_FLOAT(rowdot_bf16, HR_TYPE_BF16, DISPATCH)                                                  \
-    HR_ROWDOT_ROWS(rowdot_q8_0, a32_rowdot, HR_TYPE_Q8_0, DISPATCH)                                       \
-    HR_ROWDOT_ROWS(rowdot_q4_0, a32_rowdot, HR_TYPE_Q4_0, DISPATCH)                                       \
+    A32_FORM(rowdot_q8_0, a32_kernel, HR_TYPE_Q8_0, DISPATCH)                                             \
+    A32_FORM(rowdot_q4_0, a32_kernel, HR_TYPE_Q4_0, DISPATCH)                                             \
     HR_ROWDOT_ROWS(rowdot_q4_k, k_rowdot, HR_TYPE_Q4_K, DISPATCH)                                         \
     HR_ROWDOT_ROWS(rowdot_q5_k, k_rowdot, HR_TYPE_Q5_K, DISPATCH)                                         \
     HR_ROWDOT_ROWS(rowdot_q6_k, k_rowdot, HR_TYPE_Q6_K, DISPATCH)

@@ -259,7 +259,7 @@ AI void k_rowdot(uint32_t type, const uint8_t *row, const uint8_t *act, size_t s
     for (int t = 0; t < nt; t++) y[t * ys] = hsum_ps(acc[t]);
 }
 
-HR_ROWDOT_KERNELS(HR_DISPATCH_NT4)
+HR_ROWDOT_KERNELS(HR_DISPATCH_NT4, HR_ROWDOT_ROWS, a32_rowdot)
 
 /* ---- activation quantization (same bytes as simd_scalar.c) --------------------------- */
 
