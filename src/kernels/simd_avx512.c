@@ -235,10 +235,13 @@ AI void a32_quad(uint32_t type, const uint8_t *q, int64_t avail, const a32_shuff
  * second row halves the activation loads per product: 8 tokens of 768-wide rows went
  * from 170-180 to 190-205 GMAC/s on one core (L1-resident), prefill (8-token groups)
  * 8 % faster on 110m q8_0 (pp512) and 20-25 % on 1b (pp256), with the same results
- * (each row's lanes see the same operations either way). One token, which waits on
- * memory, ran 30 % slower in pairs (bench_kernels q8_0 768->2048), so pairs are for full
- * groups only. Separate accumulator arrays per row (not one indexed by row) keep all 16
- * accumulators in registers. */
+ * (each row's lanes see the same operations either way). A group that streams its rows
+ * from memory (stream) waits on memory rather than loads, and pairs slowed it: one token
+ * by 30 % (bench_kernels q8_0 768->2048), the first 8-token group of 16 decoding
+ * sequences enough to cancel the second group's gain. So only full groups reading cached
+ * rows pair: 16 sequences' matmuls then took 7 % less time per step (bench_engine 110m
+ * q8_0, phases matched). Separate accumulator arrays per row (not one indexed by row)
+ * keep all 16 accumulators in registers. */
 enum { PAIRED_TOKENS = 8 };
 
 AI __m512 a32_step(__m512 acc, __m512i start, __m512i lo, __m512i hi, __m512 dw, __m512i ua, __m512i ub,
@@ -284,12 +287,12 @@ AI void a32_rowdot(uint32_t type, const uint8_t *row, uint64_t rb, const uint8_t
     }
 }
 
-/* nr rows (1 to HR_KERNEL_ROWS): in pairs for PAIRED_TOKENS tokens, else (and the last of
- * an odd count) one at a time. */
+/* nr rows (1 to HR_KERNEL_ROWS): in pairs for PAIRED_TOKENS tokens of a group that finds
+ * its rows in cache, else (and the last of an odd count) one at a time. */
 AI void a32_rows(uint32_t type, const uint8_t *row, uint64_t rb, int nr, const uint8_t *act, size_t stride, int64_t n,
                  float *y, int64_t ys, bool stream, const int nt) {
     int r = 0;
-    for (; nt >= PAIRED_TOKENS && r + 2 <= nr; r += 2)
+    for (; nt >= PAIRED_TOKENS && !stream && r + 2 <= nr; r += 2)
         a32_rowdot(type, row + (uint64_t)r * rb, rb, act, stride, n, y + r, ys, stream, 2, nt);
     for (; r < nr; r++) a32_rowdot(type, row + (uint64_t)r * rb, rb, act, stride, n, y + r, ys, stream, 1, nt);
 }
