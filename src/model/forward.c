@@ -328,6 +328,22 @@ static void attention_rows(void *ctx, int thread, int n_threads) {
     }
 }
 
+/* KV heads per item when many sequences decode: the most that split the heads evenly and
+ * read at most DECODE_RUN_BYTES of each block. On 110m (12 heads of 2 KiB per f16 block)
+ * items of 4 heads rather than 12 took 7-18 % off attention with 8, 16 and 32 sequences
+ * decoding; 2 or 6 heads, or spans of 8 and 4, were slower than 4 (bench_engine, q8_0,
+ * alternating runs). A longer tile keeps all heads: its queries share each block, and
+ * 4-head items measured no faster over a 1024-token prompt. */
+enum { DECODE_RUN_BYTES = 8 * 1024 };
+
+static int32_t decode_span(const hr_hparams *hp, const hr_kv_pool *kv) {
+    size_t run_bytes = hr_kv_head_bytes(kv) * (size_t)hr_kv_pool_config(kv)->block_tokens;
+    int32_t span = 1;
+    for (int32_t s = 2; s <= hp->n_head_kv; s++)
+        if (hp->n_head_kv % s == 0 && (size_t)s * run_bytes <= DECODE_RUN_BYTES) span = s;
+    return span;
+}
+
 /* Cuts the batch into attention tiles (ws->tile_start): runs of consecutive positions of
  * one sequence, up to tile_max tokens. Returns the number of tiles; *longest the most
  * tokens in one. */
@@ -450,7 +466,8 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     for (int32_t t = 0; t < n; t++) hr_tensor_row_f32(&m->tok_embd, b->tokens[t], ws->x + (size_t)t * dim);
     rope_angles(ws, hp, b);
     /* An item takes all KV heads of a tile (or as many as its scratch holds for the
-     * longest tile) when there are tiles enough to share out. With fewer, items take runs
+     * longest tile) when there are tiles enough to share out, except that decoding tiles
+     * (one token each) take decode_span's heads. With fewer tiles, items take runs
      * of heads that make about ATTENTION_TILES_PER_THREAD items per thread (two with
      * fewer tiles than threads, one sequence decoding), so that each reads runs of
      * several heads from a block: on 110m, 4 sequences decoded 13-15 % faster than with
@@ -462,7 +479,7 @@ hr_status hr_forward_batch(const hr_model *m, hr_forward_ws *ws, hr_kv_pool *kv,
     int32_t group = hp->n_head / hp->n_head_kv, attention_parts = 1, kv_span;
     size_t fit = ws->att_floats / ((size_t)longest * (size_t)group * (size_t)ws->max_ctx);
     if (n_tiles >= ATTENTION_TILES_PER_THREAD * ws->n_threads)
-        kv_span = fit < (size_t)hp->n_head_kv ? (int32_t)fit : hp->n_head_kv;
+        kv_span = longest == 1 ? decode_span(hp, kv) : fit < (size_t)hp->n_head_kv ? (int32_t)fit : hp->n_head_kv;
     else if (n_tiles < ws->n_threads)
         kv_span = hp->n_head_kv * n_tiles / (2 * ws->n_threads);
     else
