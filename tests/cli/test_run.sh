@@ -188,14 +188,17 @@ test_synth_copies_a_real_vocabulary() {
 }
 
 # Each prompt of a batch must continue exactly as it does alone (on stories260K, or on
-# the model BATCH_MODEL names).
+# the model BATCH_MODEL names; BOTH_ARGS are options for both runs, the arguments after
+# the name for the batch only).
 check_batch_equals_alone() {
     local name=$1
     shift
     printf '%s\n' "Once upon a time" "The little dog" "Lily and Tom went to the park" "Tim said, \"Hello!\" and" \
         "One day, a big cat" "The sun was shining" "Sam had a red ball" "A bird sat on a tree" >"$TMP/prompts.txt"
     local m="${BATCH_MODEL:-$ASSETS/models/stories260K.gguf}"
-    if ! "$HR" run -m "$m" --prompts "$TMP/prompts.txt" -n 40 --temp 0 "$@" >"$TMP/batch.jsonl" 2>"$TMP/batch.err"; then
+    local both=()
+    read -r -a both <<<"${BOTH_ARGS:-}"
+    if ! "$HR" run -m "$m" --prompts "$TMP/prompts.txt" -n 40 --temp 0 "${both[@]}" "$@" >"$TMP/batch.jsonl" 2>"$TMP/batch.err"; then
         fail "$name" "batch run failed: $(cat "$TMP/batch.err")"
         return
     fi
@@ -203,12 +206,12 @@ check_batch_equals_alone() {
     local i=0
     while IFS= read -r prompt; do
         if [ -z "${BATCH_MODEL:-}" ]; then
-            "$HR" run -m "$m" -p "$prompt" -n 40 --temp 0 >"$TMP/alone.txt" 2>/dev/null
+            "$HR" run -m "$m" -p "$prompt" -n 40 --temp 0 "${both[@]}" >"$TMP/alone.txt" 2>/dev/null
         else
             # A random model's text need not be UTF-8, which JSON lines replace: compare
             # JSON with JSON, the prompt alone in a batch of one.
             printf '%s\n' "$prompt" >"$TMP/one.txt"
-            "$HR" run -m "$m" --prompts "$TMP/one.txt" -n 40 --temp 0 2>/dev/null |
+            "$HR" run -m "$m" --prompts "$TMP/one.txt" -n 40 --temp 0 "${both[@]}" 2>/dev/null |
                 jq -j '.prompt + .text' >"$TMP/alone.txt"
         fi
         local got
@@ -324,6 +327,17 @@ test_run_many_kv_heads_batch_equals_each_alone() {
     need_asset $name models/stories260K.gguf || return
     many_kv_heads_model || { fail $name "synth failed" "$(cat "$TMP/synth.err")"; return; }
     BATCH_MODEL="$TMP/m110.gguf" check_batch_equals_alone $name --parallel 4 -t 2
+}
+
+# Eight sequences decoding on 2 threads are tiles enough for decode_span's items: 4 of
+# the 12 heads with f16 K/V, 6 with q8_0. Each must still continue as it does alone.
+test_run_many_sequences_decode_span_equals_each_alone() {
+    local name=run_many_sequences_decode_span_equals_each_alone kv
+    need_asset $name models/stories260K.gguf || return
+    many_kv_heads_model || { fail $name "synth failed" "$(cat "$TMP/synth.err")"; return; }
+    for kv in f16 q8_0; do
+        BATCH_MODEL="$TMP/m110.gguf" BOTH_ARGS="--kv-type $kv" check_batch_equals_alone "$name (--kv-type $kv)" --parallel 8 -t 2
+    done
 }
 
 test_run_reference_unchanged_with_1_to_4_threads() {
