@@ -27,6 +27,7 @@
 #define HR_KERNELS_SIMD_H
 
 #include <math.h>
+#include <float.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +63,17 @@ static inline int64_t hr_a32_blocks(int64_t n) { return hr_round_up(n / 32, 4); 
 
 /* What kernels add to a weight type's levels to make them unsigned bytes. */
 static inline int32_t hr_a32_offset(uint32_t type) { return type == HR_TYPE_Q8_0 ? 128 : 8; }
+
+/* 127 / amax, the activation quantizers' inverse scale, or 0 where that is not a finite
+ * positive number: a block of zeros or of non-finite values, and one whose largest
+ * magnitude is below about 3.7e-37, where 127 / amax overflows to infinity (each level
+ * then converted the infinities its own way, and the AVX-512 lane sums overflowed). All
+ * of such a block's values quantize to 0, at every level alike. */
+static inline float hr_act_inverse_scale(float amax) {
+    if (!(amax > 0.0f)) return 0.0f;
+    float id = 127.0f / amax;
+    return id <= FLT_MAX ? id : 0.0f;
+}
 
 /* Where element j (0..31) of block b lives in an a32 row's qs. */
 static inline int64_t hr_a32_pos(int64_t b, int j) { return b / 4 * 128 + j / 16 * 64 + b % 4 * 16 + j % 16; }

@@ -278,7 +278,7 @@ AI float quantize_groups(const float *x, int count, int8_t *q, int64_t (*at)(int
     int bits = _mm_cvtsi128_si32(m4);
     float amax;
     memcpy(&amax, &bits, sizeof amax);
-    __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    __m256 id = _mm256_set1_ps(hr_act_inverse_scale(amax));
     for (int g = 0; g < count; g++) {
         __m256i v[4];
         for (int i = 0; i < 4; i++) { /* NaN (non-finite input) quantizes to 0, as in scalar */

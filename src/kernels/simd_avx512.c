@@ -423,7 +423,7 @@ AI float quantize_vectors(const float *x, int count, int8_t *q, int64_t (*at)(in
     __m512 v[16];
     for (int i = 0; i < count; i++) v[i] = _mm512_loadu_ps(x + 16 * i);
     float amax = amax_bits(v, count);
-    __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    __m512 id = _mm512_set1_ps(hr_act_inverse_scale(amax));
     for (int i = 0; i < count; i++) {
         __m512 xi = _mm512_mul_ps(v[i], id); /* NaN (non-finite input) quantizes to 0, as in scalar */
         __m512i qi = _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask(xi, xi, _CMP_ORD_Q), xi);

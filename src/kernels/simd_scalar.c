@@ -30,7 +30,7 @@ static float block_amax(const float *x, int n) {
 /* Quantizes one block of n values with d = amax / 127; returns d, stores q and the sum. */
 static float quantize_block(const float *x, int n, int8_t *q, int *sum) {
     float amax = block_amax(x, n);
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    float id = hr_act_inverse_scale(amax);
     int s = 0;
     for (int i = 0; i < n; i++) {
         float v = x[i] * id;

@@ -182,11 +182,13 @@ HR_TEST(kernels_simd_level_detection_and_override) {
 HR_TEST(kernels_activation_quantization_same_bytes_every_level) {
     hr_simd_level levels[3];
     int nl = levels_available(levels);
-    const int64_t n = 256 * 4; /* also 32 a32 blocks */
+    const int64_t n = 256 * 5; /* also 40 a32 blocks */
     float *x = activations_new(1, n);
     HR_CHECK(x != NULL);
     x[3 * 256 + 5] = NAN; /* non-finite blocks too (not checked against the definition) */
     x[3 * 256 + 100] = INFINITY;
+    /* and blocks so small that 127 / amax overflows: every level quantizes them to 0 */
+    for (int i = 0; i < 256; i++) x[4 * 256 + i] = (float)(i % 7 - 3) * (i < 128 ? 1e-38f : 1e-44f);
     size_t bytes = hr_act_row_bytes_max(n);
     uint8_t *want = aligned_alloc(64, bytes), *got = aligned_alloc(64, bytes);
     HR_CHECK(x && want && got);
@@ -207,6 +209,8 @@ HR_TEST(kernels_activation_quantization_same_bytes_every_level) {
                 HR_CHECK(a.qs[at] == (int8_t)lrintf(x[b * block + i] * (127.0f / amax)));
             }
         }
+        for (int64_t i = 0; i < 256; i++)
+            HR_CHECK(a.qs[kind == HR_ACT_A32 ? hr_a32_pos(4 * 256 / 32 + i / 32, (int)(i % 32)) : 4 * 256 + i] == 0);
         for (int li = 1; li < nl; li++) {
             const hr_simd_kernels *k = hr_simd_kernels_for(levels[li]);
             memset(got, 0xAA, bytes);
