@@ -174,6 +174,23 @@ static hr_status load_gguf(hr_model *m, hr_error *err) {
         return hr_fail(err, HR_ERR_FORMAT, "embedding_length %d, head_count %d and head_count_kv %d do not divide evenly",
                        hp->n_embd, hp->n_head, hp->n_head_kv);
     hp->head_dim = hp->n_embd / hp->n_head;
+    /* The forward pass sizes heads as embedding_length / head_count; a model whose keys or
+     * values are another size (some families set key_length apart) would be computed
+     * wrongly, so it is refused rather than run. */
+    static const char *const head_keys[] = {"attention.key_length", "attention.value_length"};
+    for (int i = 0; i < 2; i++) {
+        int32_t len = hp->head_dim;
+        if (arch_int(g, a, head_keys[i], &len, false, err) != HR_OK) return err->status;
+        if (len != hp->head_dim)
+            return hr_fail(err, HR_ERR_UNSUPPORTED,
+                           "%s.%s is %d, but headroom needs heads of embedding_length / head_count = %d", a,
+                           head_keys[i], len, hp->head_dim);
+    }
+    /* Every layer has 9 tensors besides the embedding and the output norm: a block_count
+     * the tensors cannot back is refused before anything is sized by it. */
+    if ((uint64_t)hp->n_layer * 9 + 2 > g->n_tensors)
+        return hr_fail(err, HR_ERR_FORMAT, "block_count %d needs at least %llu tensors, but the file has %llu",
+                       hp->n_layer, (unsigned long long)hp->n_layer * 9 + 2, (unsigned long long)g->n_tensors);
     hp->n_rot = hp->head_dim;
     if (arch_int(g, a, "rope.dimension_count", &hp->n_rot, false, err) != HR_OK) return err->status;
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
@@ -208,10 +225,12 @@ hr_status hr_model_load(hr_model **out, const char *path, const char *tokenizer_
     snprintf(m->path, sizeof m->path, "%s", path);
     hr_mapped_file probe;
     hr_status st = hr_file_map(&probe, path, err);
+    bool named = st != HR_OK; /* the file and GGUF readers' errors name the file already */
     if (st == HR_OK && probe.size_bytes >= 4 && memcmp(probe.data, "GGUF", 4) == 0) {
         hr_file_unmap(&probe);
         m->source = HR_MODEL_GGUF;
         st = hr_gguf_open(&m->gguf, path, err);
+        named = st != HR_OK;
         if (st == HR_OK) st = load_gguf(m, err);
     } else if (st == HR_OK) {
         m->source = HR_MODEL_LLAMA2C;
@@ -219,7 +238,7 @@ hr_status hr_model_load(hr_model **out, const char *path, const char *tokenizer_
         st = load_llama2c(m, tokenizer_path, err);
     }
     if (st != HR_OK) {
-        hr_fail_wrap(err, "loading '%s'", path);
+        if (!named) hr_fail_wrap(err, "loading '%s'", path);
         hr_model_free(m);
         return st;
     }

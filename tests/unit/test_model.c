@@ -82,13 +82,15 @@ HR_TEST(convert_matches_reference_gguf_tensor_by_tensor) {
     HR_CHECKF(!problem[0], "%s", problem);
 }
 
-/* RoPE scaling added to a variant: a llama.rope.scaling.type (with a factor) and/or a
- * rope_freqs tensor of n_freqs values. */
+/* What a variant adds: RoPE scaling (a llama.rope.scaling.type with a factor, and/or a
+ * rope_freqs tensor of n_freqs values) and/or one u32 key set to a value. */
 typedef struct {
     const char *type;
     float factor;
     const float *freqs;
     int64_t n_freqs;
+    const char *u32_key;
+    uint32_t u32_value;
 } rope_variant;
 
 /* Writes the reference model's metadata and tensors to path, with key `drop` left out,
@@ -103,6 +105,7 @@ static hr_status write_variant(const hr_gguf *ref, const char *path, const char 
     if (st == HR_OK && arch) st = hr_gguf_writer_set_str(w, "general.architecture", arch, err);
     if (st == HR_OK && rope && rope->type) st = hr_gguf_writer_set_str(w, "llama.rope.scaling.type", rope->type, err);
     if (st == HR_OK && rope && rope->type) st = hr_gguf_writer_set_f32(w, "llama.rope.scaling.factor", rope->factor, err);
+    if (st == HR_OK && rope && rope->u32_key) st = hr_gguf_writer_set_u32(w, rope->u32_key, rope->u32_value, err);
     if (st == HR_OK && rope && rope->freqs) {
         uint64_t ne[4] = {(uint64_t)rope->n_freqs, 1, 1, 1};
         st = hr_gguf_writer_add_tensor(w, "rope_freqs.weight", HR_TYPE_F32, 1, ne, rope->freqs,
@@ -134,17 +137,22 @@ static hr_status make_variant(const char *ref_path, const char *drop, const char
     return st == HR_OK ? HR_OK : HR_ERR_IO;
 }
 
-/* Loads a variant of the reference and returns the loader's message in msg. */
-static hr_status load_variant(const char *ref_path, const char *drop, const char *arch, char *msg, size_t cap) {
+/* Makes a variant of the reference, loads it and returns the loader's message in msg. */
+static hr_status load_variant_with(const char *ref_path, const char *drop, const char *arch, const rope_variant *extra,
+                                   char *msg, size_t cap) {
     char path[512];
     snprintf(path, sizeof path, "%s/variant.gguf", hr_test_tmpdir());
-    if (make_variant(ref_path, drop, arch, NULL, path, msg, cap) != HR_OK) return HR_ERR_IO;
+    if (make_variant(ref_path, drop, arch, extra, path, msg, cap) != HR_OK) return HR_ERR_IO;
     hr_error err = {0};
     hr_model *m = NULL;
     hr_status st = hr_model_load(&m, path, NULL, &err);
     hr_model_free(m);
     snprintf(msg, cap, "%s", st == HR_OK ? "" : err.msg);
     return st;
+}
+
+static hr_status load_variant(const char *ref_path, const char *drop, const char *arch, char *msg, size_t cap) {
+    return load_variant_with(ref_path, drop, arch, NULL, msg, cap);
 }
 
 HR_TEST(model_refuses_unsupported_architecture_naming_the_supported_ones) {
@@ -165,6 +173,33 @@ HR_TEST(model_refuses_missing_hyperparameter_naming_the_key) {
         HR_CHECK_EQ_INT(st, HR_ERR_FORMAT);
         HR_CHECKF(strstr(msg, required[i]) && strstr(msg, "lacks"), "dropping %s gave: %s", required[i], msg);
     }
+}
+
+/* Loads the reference with key set to value; the loader's message in msg. */
+static hr_status load_with_u32(const char *ref, const char *key, uint32_t value, char *msg, size_t cap) {
+    rope_variant set = {.u32_key = key, .u32_value = value};
+    return load_variant_with(ref, NULL, NULL, &set, msg, cap);
+}
+
+/* A block_count far beyond the file's tensors is refused before anything is sized by it
+ * (2^24 layers made the loader allocate and fill 5 GB first), and key or value lengths
+ * other than embedding_length / head_count (which the forward pass would ignore). */
+HR_TEST(model_refuses_hyperparameters_the_tensors_cannot_back) {
+    HR_ASSET(ref, "models/stories260K.gguf");
+    char msg[600];
+    hr_status st = load_with_u32(ref, "llama.block_count", 1u << 24, msg, sizeof msg);
+    HR_CHECK_EQ_INT(st, HR_ERR_FORMAT);
+    HR_CHECKF(strstr(msg, "block_count 16777216 needs at least 150994946 tensors, but the file has 48"), "message: %s",
+              msg);
+    st = load_with_u32(ref, "llama.attention.key_length", 16, msg, sizeof msg);
+    HR_CHECK_EQ_INT(st, HR_ERR_UNSUPPORTED);
+    HR_CHECKF(strstr(msg, "llama.attention.key_length is 16, but headroom needs heads of embedding_length / "
+                          "head_count = 8"),
+              "message: %s", msg);
+    st = load_with_u32(ref, "llama.attention.value_length", 4, msg, sizeof msg);
+    HR_CHECK_EQ_INT(st, HR_ERR_UNSUPPORTED);
+    st = load_with_u32(ref, "llama.attention.key_length", 8, msg, sizeof msg);
+    HR_CHECKF(st == HR_OK, "key_length equal to the head size: %s", msg);
 }
 
 HR_TEST(model_loads_without_optional_keys_using_defaults) {
