@@ -152,7 +152,7 @@ static void print_caps(const doctor_options *o, const hr_model_shape *s, const h
 
 static void print_memory(const doctor_options *o, const hr_model_shape *s, const hr_pool_plan *p, uint32_t kv,
                          const char *mem_source, advice *a) {
-    char b1[32], b2[32], b3[32], formula[160], all[320], params[32];
+    char b1[32], b2[32], b3[32], b4[32], formula[160], all[320], params[32];
     hr_kv_formula(s, kv, formula, sizeof formula);
     hr_kv_by_type(s, all, sizeof all);
     hr_format_count(s->n_params, params, sizeof params);
@@ -167,10 +167,12 @@ static void print_memory(const doctor_options *o, const hr_model_shape *s, const
            fits ? "fits" : "does NOT fit");
     if (!fits) {
         uint64_t f16 = hr_shape_kv_bytes_per_token(s, HR_TYPE_F16), q8 = hr_shape_kv_bytes_per_token(s, HR_TYPE_Q8_0);
+        char q8_text[48] = "unusable"; /* q8_0 needs heads of whole 32-element blocks */
+        if (q8) snprintf(q8_text, sizeof q8_text, "%s/token", fmt_b(q8, b4));
         advise(a, true,
                "weights + KV pool need %s but %s is available: lower --parallel or --ctx-size, set --kv-mem, or use "
-               "a smaller --kv-type (f16 %s/token, q8_0 %s/token)",
-               fmt_b(total, b1), fmt_b(o->mem, b2), fmt_b(f16, b3), q8 ? fmt_b(q8, b1) : "unusable");
+               "a smaller --kv-type (f16 %s/token, q8_0 %s)",
+               fmt_b(total, b1), fmt_b(o->mem, b2), fmt_b(f16, b3), q8_text);
     } else if (total > o->mem / 10 * 9) {
         advise(a, false, "weights + KV pool take %s of the %s available: little is left for anything else",
                fmt_b(total, b1), fmt_b(o->mem, b2));

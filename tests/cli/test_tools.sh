@@ -161,6 +161,10 @@ test_tools_doctor_names_the_binding_cap() {
     "$HR" doctor "$m" --mem 1M >"$TMP/d5.txt" 2>&1
     tools_check "too little memory rc" [ $? -eq 1 ]
     tools_check "too little memory" grep -q "problem: weights + KV pool need" "$TMP/d5.txt"
+    tools_check "q8_0 unusable for 8-wide heads" grep -q "(f16 640 B/token, q8_0 unusable)" "$TMP/d5.txt"
+    "$HR" synth --preset tiny --type q8_0 -o "$TMP/tiny-doctor.gguf" 2>/dev/null
+    "$HR" doctor "$TMP/tiny-doctor.gguf" --mem 1M --kv-type f32 >"$TMP/d8.txt" 2>&1
+    tools_check "smaller KV types per token" grep -q "(f16 2.00 KiB/token, q8_0 1.06 KiB/token)" "$TMP/d8.txt"
     "$HR" doctor "$m" --kv-type q8_0 >"$TMP/d6.txt" 2>&1
     tools_check "q8_0 refused" grep -q "head size (8) to be a multiple of its block of 32" "$TMP/d6.txt"
     "$HR" doctor "$TMP/nonexistent.gguf" >"$TMP/d7.txt" 2>&1
