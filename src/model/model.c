@@ -56,15 +56,18 @@ static hr_status load_llama2c(hr_model *m, const char *tokenizer_path, hr_error 
     }
 
     char default_tok[1100];
-    if (!tokenizer_path) {
+    bool given = tokenizer_path != NULL;
+    if (!given) {
         const char *slash = strrchr(m->path, '/');
         int dir_len = slash ? (int)(slash - m->path + 1) : 0;
         snprintf(default_tok, sizeof default_tok, "%.*stokenizer.bin", dir_len, m->path);
         tokenizer_path = default_tok;
     }
-    if (hr_vocab_from_llama2c(&m->vocab, tokenizer_path, c.vocab_size, err) != HR_OK)
+    hr_status st = hr_vocab_from_llama2c(&m->vocab, tokenizer_path, c.vocab_size, err);
+    /* The hint is for a tokenizer looked for beside the model, not for one the user named. */
+    if (st != HR_OK && !given)
         return hr_fail_wrap(err, "llama2.c checkpoints need their tokenizer.bin (pass --tokenizer)");
-    return HR_OK;
+    return st;
 }
 
 /* Reads "<arch>.<suffix>" as a positive int32. */

@@ -233,14 +233,29 @@ HR_TEST(model_reports_hyperparameters_of_llama2c_checkpoint) {
     HR_CHECK_EQ_INT(bytes, (264128 - 4096) * 4);
 }
 
+/* A checkpoint alone in its directory gets the hint to pass --tokenizer; a --tokenizer
+ * the user named and that cannot be read gets its own error, without the hint. */
 HR_TEST(model_llama2c_without_tokenizer_says_how_to_fix) {
     HR_ASSET(bin, "models/stories260K.bin");
     hr_error err = {0};
+    char *data;
+    size_t len;
+    HR_CHECK_OK(hr_file_read_all(bin, &data, &len, &err), &err);
+    char alone[512];
+    snprintf(alone, sizeof alone, "%s/alone.bin", hr_test_tmpdir());
+    FILE *f = fopen(alone, "wb");
+    HR_CHECK(f && fwrite(data, 1, len, f) == len && fclose(f) == 0);
+    free(data);
     hr_model *m = NULL;
-    hr_status st = hr_model_load(&m, bin, "/nonexistent/tok.bin", &err);
+    hr_status st = hr_model_load(&m, alone, NULL, &err);
     HR_CHECK(m == NULL);
     HR_CHECK_EQ_INT(st, HR_ERR_IO);
-    HR_CHECKF(strstr(err.msg, "--tokenizer") != NULL, "message: %s", err.msg);
+    HR_CHECKF(strstr(err.msg, "pass --tokenizer") && strstr(err.msg, "tokenizer.bin"), "message: %s", err.msg);
+    st = hr_model_load(&m, bin, "/nonexistent/tok.bin", &err);
+    HR_CHECK(m == NULL);
+    HR_CHECK_EQ_INT(st, HR_ERR_IO);
+    HR_CHECKF(strstr(err.msg, "'/nonexistent/tok.bin'") && !strstr(err.msg, "pass --tokenizer"), "message: %s",
+              err.msg);
 }
 
 /* The logits of 20 steps of the reference model with rope added; false (after
