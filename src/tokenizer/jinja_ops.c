@@ -420,9 +420,10 @@ static bool slice_bounds(hr_jctx *c, hr_jv start, hr_jv stop, hr_jv step, size_t
         }
         int64_t v = int_of(parts[k]);
         if (v < 0) {
-            v = v < -n ? -n : v;
-            v += n;
-            if (v < 0) v = st < 0 ? -1 : 0;
+            /* before the start: Python's -1 for a negative step (which then takes the
+             * first element or stops before it), else 0; compared first, so that v + n
+             * cannot overflow */
+            v = v < -n ? (st < 0 ? -1 : 0) : v + n;
         } else if (v >= n) {
             v = st < 0 ? n - 1 : n;
         }
