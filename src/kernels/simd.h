@@ -26,8 +26,8 @@
 #ifndef HR_KERNELS_SIMD_H
 #define HR_KERNELS_SIMD_H
 
-#include <math.h>
 #include <float.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

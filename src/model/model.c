@@ -70,6 +70,10 @@ static hr_status load_llama2c(hr_model *m, const char *tokenizer_path, hr_error 
     return st;
 }
 
+/* Tensors of one llama layer (hr_llama_specs lists them); besides the layers a model has
+ * token_embd and output_norm, and output unless tied to the embedding. */
+enum { LAYER_TENSORS = 9 };
+
 /* Reads "<arch>.<suffix>" as a positive int32. */
 static hr_status arch_int(const hr_gguf *g, const char *arch, const char *suffix, int32_t *out,
                           bool required, hr_error *err) {
@@ -189,11 +193,11 @@ static hr_status load_gguf(hr_model *m, hr_error *err) {
                            "%s.%s is %d, but headroom needs heads of embedding_length / head_count = %d", a,
                            head_keys[i], len, hp->head_dim);
     }
-    /* Every layer has 9 tensors besides the embedding and the output norm: a block_count
-     * the tensors cannot back is refused before anything is sized by it. */
-    if ((uint64_t)hp->n_layer * 9 + 2 > g->n_tensors)
+    /* A block_count the tensors cannot back is refused before anything is sized by it. */
+    uint64_t least_tensors = (uint64_t)hp->n_layer * LAYER_TENSORS + 2;
+    if (least_tensors > g->n_tensors)
         return hr_fail(err, HR_ERR_FORMAT, "block_count %d needs at least %llu tensors, but the file has %llu",
-                       hp->n_layer, (unsigned long long)hp->n_layer * 9 + 2, (unsigned long long)g->n_tensors);
+                       hp->n_layer, (unsigned long long)least_tensors, (unsigned long long)g->n_tensors);
     hp->n_rot = hp->head_dim;
     if (arch_int(g, a, "rope.dimension_count", &hp->n_rot, false, err) != HR_OK) return err->status;
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
@@ -266,7 +270,8 @@ hr_status hr_llama_specs(const hr_hparams *hp, bool tied, hr_tensor_spec **out, 
         {"attn_output", 0, q_dim, d}, {"attn_norm", 0, d, 1},    {"ffn_gate", 0, d, ff},
         {"ffn_down", 0, ff, d},       {"ffn_up", 0, d, ff},      {"ffn_norm", 0, d, 1},
     };
-    size_t n_per = sizeof per_layer / sizeof per_layer[0];
+    const size_t n_per = LAYER_TENSORS;
+    _Static_assert(sizeof per_layer / sizeof per_layer[0] == LAYER_TENSORS, "LAYER_TENSORS counts per_layer");
     hr_tensor_spec *specs = malloc((3 + n_per * (size_t)hp->n_layer) * sizeof *specs);
     if (!specs) return hr_fail(err, HR_ERR_NOMEM, "out of memory listing %d layers", hp->n_layer);
     size_t n = 0;

@@ -91,12 +91,12 @@ typedef struct {
     int64_t n_freqs;
     const char *u32_key;
     uint32_t u32_value;
-} rope_variant;
+} variant_extras;
 
 /* Writes the reference model's metadata and tensors to path, with key `drop` left out,
  * general.architecture replaced by arch (when not NULL) and rope added (when not NULL). */
 static hr_status write_variant(const hr_gguf *ref, const char *path, const char *drop, const char *arch,
-                               const rope_variant *rope, hr_error *err) {
+                               const variant_extras *rope, hr_error *err) {
     hr_gguf_writer *w;
     if (hr_gguf_writer_new(&w, err) != HR_OK) return err->status;
     hr_status st = HR_OK;
@@ -123,7 +123,7 @@ static hr_status write_variant(const hr_gguf *ref, const char *path, const char 
 }
 
 /* Writes a variant of the reference to path; msg says why when that fails. */
-static hr_status make_variant(const char *ref_path, const char *drop, const char *arch, const rope_variant *rope,
+static hr_status make_variant(const char *ref_path, const char *drop, const char *arch, const variant_extras *rope,
                               const char *path, char *msg, size_t cap) {
     hr_error err = {0};
     hr_gguf ref;
@@ -138,7 +138,7 @@ static hr_status make_variant(const char *ref_path, const char *drop, const char
 }
 
 /* Makes a variant of the reference, loads it and returns the loader's message in msg. */
-static hr_status load_variant_with(const char *ref_path, const char *drop, const char *arch, const rope_variant *extra,
+static hr_status load_variant_with(const char *ref_path, const char *drop, const char *arch, const variant_extras *extra,
                                    char *msg, size_t cap) {
     char path[512];
     snprintf(path, sizeof path, "%s/variant.gguf", hr_test_tmpdir());
@@ -177,7 +177,7 @@ HR_TEST(model_refuses_missing_hyperparameter_naming_the_key) {
 
 /* Loads the reference with key set to value; the loader's message in msg. */
 static hr_status load_with_u32(const char *ref, const char *key, uint32_t value, char *msg, size_t cap) {
-    rope_variant set = {.u32_key = key, .u32_value = value};
+    variant_extras set = {.u32_key = key, .u32_value = value};
     return load_variant_with(ref, NULL, NULL, &set, msg, cap);
 }
 
@@ -260,7 +260,7 @@ HR_TEST(model_llama2c_without_tokenizer_says_how_to_fix) {
 
 /* The logits of 20 steps of the reference model with rope added; false (after
  * reporting) when the variant cannot be written, loaded or run. */
-static bool rope_logits(hr_test_ctx *t, const char *ref, const rope_variant *rope, const char *name, float *logits,
+static bool rope_logits(hr_test_ctx *t, const char *ref, const variant_extras *rope, const char *name, float *logits,
                         size_t *n_vocab) {
     char path[512], msg[600];
     snprintf(path, sizeof path, "%s/%s.gguf", hr_test_tmpdir(), name);
@@ -289,7 +289,7 @@ HR_TEST(model_rope_linear_scaling_and_frequency_factors_apply) {
     float twos[64];
     for (int i = 0; i < 64; i++) twos[i] = 2.0f;
     size_t n_vocab = 0;
-    rope_variant lin = {.type = "linear", .factor = 2.0f}, freq = {.freqs = twos, .n_freqs = 4};
+    variant_extras lin = {.type = "linear", .factor = 2.0f}, freq = {.freqs = twos, .n_freqs = 4};
     if (!rope_logits(t, ref, NULL, "plain", plain, &n_vocab) || !rope_logits(t, ref, &lin, "linear", linear, &n_vocab) ||
         !rope_logits(t, ref, &freq, "factors", factors, &n_vocab))
         return;
@@ -305,7 +305,7 @@ HR_TEST(model_refuses_rope_scaling_it_cannot_apply) {
     HR_ASSET(ref, "models/stories260K.gguf");
     char path[512], msg[600];
     snprintf(path, sizeof path, "%s/yarn.gguf", hr_test_tmpdir());
-    rope_variant yarn = {.type = "yarn", .factor = 4.0f};
+    variant_extras yarn = {.type = "yarn", .factor = 4.0f};
     HR_CHECK(make_variant(ref, NULL, NULL, &yarn, path, msg, sizeof msg) == HR_OK);
     hr_error err = {0};
     hr_model *m = NULL;
@@ -313,7 +313,7 @@ HR_TEST(model_refuses_rope_scaling_it_cannot_apply) {
     HR_CHECKF(strstr(err.msg, "RoPE scaling 'yarn'") && strstr(err.msg, "llama.rope.scaling.type"), "message: %s",
               err.msg);
     float bad[4] = {1.0f, 0.0f, 1.0f, 1.0f};
-    rope_variant zero = {.freqs = bad, .n_freqs = 4}, short_freqs = {.freqs = bad, .n_freqs = 3};
+    variant_extras zero = {.freqs = bad, .n_freqs = 4}, short_freqs = {.freqs = bad, .n_freqs = 3};
     snprintf(path, sizeof path, "%s/freqs.gguf", hr_test_tmpdir());
     HR_CHECK(make_variant(ref, NULL, NULL, &zero, path, msg, sizeof msg) == HR_OK);
     HR_CHECK_EQ_INT(hr_model_load(&m, path, NULL, &err), HR_ERR_FORMAT);
